@@ -1,0 +1,67 @@
+"""microbbb: a tiny tape-based reverse-mode autodiff engine on numpy, for learning
+Bayes by Backprop (Blundell et al., 2015, "Weight Uncertainty in Neural Networks").
+
+Start with ``tensor``; every op is listed with its vector-Jacobian product in
+``microbbb/engine/primitives.py``; composite functions live in ``microbbb.functional``.
+"""
+
+from . import functional
+from .engine import (
+    PRIMITIVES,
+    AnomalyError,
+    GradcheckError,
+    Primitive,
+    Record,
+    ShapeError,
+    Tensor,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    gradcheck,
+    gradgradcheck,
+    is_grad_enabled,
+    no_grad,
+    scope,
+    tape,
+    tensor,
+)
+from .functional import (
+    abs,
+    clip,
+    concatenate,
+    cos,
+    exp,
+    log,
+    log1p,
+    log_sigmoid,
+    log_softmax,
+    logaddexp,
+    logsumexp,
+    matmul,
+    max,
+    mean,
+    normal_log_prob,
+    relu,
+    reshape,
+    sigmoid,
+    sin,
+    softmax,
+    softplus,
+    sqrt,
+    stack,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRIMITIVES", "AnomalyError", "GradcheckError", "Primitive", "Record", "ShapeError",
+    "Tensor", "abs", "clip", "concatenate", "cos", "detect_anomaly", "enable_grad", "exp",
+    "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "log", "log1p",
+    "log_sigmoid", "log_softmax", "logaddexp", "logsumexp", "matmul", "max", "mean",
+    "no_grad", "normal_log_prob", "relu", "reshape", "scope", "sigmoid", "sin", "softmax",
+    "softplus", "sqrt", "stack", "sum", "tanh", "tape", "tensor", "transpose", "where",
+]  # fmt: skip

@@ -1,0 +1,361 @@
+"""The derivative table: every primitive op, its numpy forward and its VJPs side by side.
+
+How to read an entry::
+
+    mul = primitive("mul", np.multiply,
+        lambda xp, g, out, x, y: g * y,     # VJP for x:  x_bar += g * y
+        lambda xp, g, out, x, y: g * x,     # VJP for y:  y_bar += g * x
+        rules=("g * y", "g * x"))
+
+``g`` is the adjoint of the output (d final / d out, the shape of ``out``), ``out`` the
+output value, then the inputs, then the op's keyword parameters. A VJP returns the adjoint
+contribution for its input. If the input was broadcast, the VJP may return the broadcast
+shape: the engine sums it back ("unbroadcast", ``sum_to``) in one place.
+
+``xp`` is numpy (the forwards below) in an ordinary backward and microbbb (these
+primitives) under ``create_graph=True``, so each line gives first and higher derivatives.
+Inside VJPs, only operators (``+ - * / ** @ [] .T``) and ``xp.<primitive>`` are used, plus
+two non-differentiable helpers (``xp.sign``, ``xp.equal``) that return constant arrays.
+
+Public functions that need a little argument handling (``where``, ``concatenate``,
+``stack``, ``sum``...) are defined at the end, on top of the table.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .core import Primitive, ShapeError, Tensor
+
+PRIMITIVES: list[Primitive] = []
+
+
+def primitive(name: str, forward: Callable, *vjps: Callable, rules: Sequence[str]) -> Primitive:
+    """Register an op: its numpy ``forward``, one VJP per input, and their formulas."""
+    if len(vjps) == 1 and isinstance(vjps[0], EachInput):
+        vjps = vjps[0]  # type: ignore[assignment]
+    op = Primitive(name, forward, vjps, rules)
+    PRIMITIVES.append(op)
+    return op
+
+
+class EachInput:
+    """VJPs of an op with any number of inputs: ``vjps[i]`` calls ``make(i, ...)``."""
+
+    def __init__(self, make: Callable):
+        self.make = make
+
+    def __getitem__(self, i: int) -> Callable:
+        return lambda *args, **params: self.make(i, *args, **params)
+
+
+# --- forward helpers ----------------------------------------------------------------------
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: never exp of a large number
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0, x)  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+
+
+def _keepdims_shape(shape: tuple, axis: Any) -> tuple:
+    """The shape of a reduction over ``axis`` with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _reduced_size(shape: tuple, axis: Any) -> int:
+    return math.prod(shape) // math.prod(_keepdims_shape(shape, axis))
+
+
+def _sum_to(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+    )
+    return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+
+def _scatter_add(x: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
+    """zeros(shape) with x added at ``index``; repeated indices add up."""
+    out = np.zeros(shape, dtype=x.dtype)
+    if _is_basic(index):
+        out[index] = x  # ints and slices cannot repeat a position
+    else:
+        np.add.at(out, index, x)
+    return out
+
+
+def _is_basic(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in parts)
+
+
+def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.ndim == 0 or y.ndim == 0 or x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
+        inner = y.shape[-2 if y.ndim > 1 else 0] if y.ndim else None
+        raise ShapeError(
+            f"matmul: shapes {x.shape} @ {y.shape} do not fit: the last axis of the left"
+            f" ({x.shape[-1] if x.ndim else 'none'}) must equal the"
+            f" {'second-to-last' if y.ndim > 1 else 'only'} axis of the right ({inner})."
+            " Check the order of the operands, or transpose one (.T)."
+        )
+    return x @ y
+
+
+def _mT(xp: Any, a: Any) -> Any:
+    """Swap the last two axes."""
+    axes = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
+    return xp.transpose(a, axes=axes)
+
+
+# matmul of 1-d operands drops an axis (numpy's rule); the VJPs put it back on g. Batch axes
+# broadcast, and the engine sums the gradient back over them.
+def _matmul_vjp_x(xp: Any, g: Any, out: Any, x: Any, y: Any) -> Any:
+    if x.ndim == 2 and y.ndim == 2:
+        return g @ y.T
+    if x.ndim == 1 and y.ndim == 1:  # a dot product
+        return g * y
+    if x.ndim == 1:  # x (k,), y (..., k, m), g (..., m)
+        return _row(xp, g) @ _mT(xp, y)
+    if y.ndim == 1:  # x (..., n, k), y (k,), g (..., n)
+        return xp.reshape(g, shape=g.shape + (1,)) * y
+    return g @ _mT(xp, y)
+
+
+def _matmul_vjp_y(xp: Any, g: Any, out: Any, x: Any, y: Any) -> Any:
+    if x.ndim == 2 and y.ndim == 2:
+        return x.T @ g
+    if x.ndim == 1 and y.ndim == 1:
+        return g * x
+    if x.ndim == 1:  # x (k,), y (..., k, m), g (..., m)
+        return xp.reshape(x, shape=(-1, 1)) @ _row(xp, g)
+    if y.ndim == 1:  # x (..., n, k), y (k,), g (..., n)
+        return _row(xp, g) @ x
+    return _mT(xp, x) @ g
+
+
+def _row(xp: Any, g: Any) -> Any:
+    """(..., m) -> (..., 1, m)"""
+    return xp.reshape(g, shape=g.shape[:-1] + (1, g.shape[-1]))
+
+
+def _max(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _max_vjp(xp: Any, g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    shape = _keepdims_shape(x.shape, axis)
+    is_max = xp.equal(x, xp.reshape(out, shape=shape))  # ties: every maximum is marked
+    share = (is_max / is_max.sum(axis=axis, keepdims=True)).astype(x.dtype)  # split g
+    return xp.reshape(g, shape=shape) * share
+
+
+def _logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) slices: leave them to np.log
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)  # a Python float, so float32 stays float32
+
+
+def _normal_log_prob(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    z = (x - mu) / sigma
+    return -0.5 * z * z - np.log(sigma) - HALF_LOG_2PI
+
+
+def _concat_vjp(i: int, xp: Any, g: Any, out: Any, *xs: Any, axis: int) -> Any:
+    start = builtins.sum(x.shape[axis] for x in xs[:i])
+    index = (slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),)
+    return xp.getitem(g, index=index)
+
+
+# --- the table ------------------------------------------------------------------------------
+# fmt: off
+# elementwise, two inputs (numpy broadcasting; the engine sums gradients back to each shape)
+
+add = primitive("add", np.add,
+    lambda xp, g, out, x, y: g,
+    lambda xp, g, out, x, y: g,
+    rules=("g", "g"))
+sub = primitive("sub", np.subtract,
+    lambda xp, g, out, x, y: g,
+    lambda xp, g, out, x, y: -g,
+    rules=("g", "-g"))
+mul = primitive("mul", np.multiply,
+    lambda xp, g, out, x, y: g * y,
+    lambda xp, g, out, x, y: g * x,
+    rules=("g * y", "g * x"))
+div = primitive("div", np.divide,
+    lambda xp, g, out, x, y: g / y,
+    lambda xp, g, out, x, y: -g * out / y,
+    rules=("g / y", "-g * out / y"))
+pow = primitive("pow", np.power,
+    lambda xp, g, out, x, y: g * y * x ** (y - 1),
+    lambda xp, g, out, x, y: g * out * xp.log(x),
+    rules=("g * y * x**(y-1)", "g * out * log(x)"))
+logaddexp = primitive("logaddexp", np.logaddexp,
+    lambda xp, g, out, x, y: g * xp.exp(x - out),
+    lambda xp, g, out, x, y: g * xp.exp(y - out),
+    rules=("g * exp(x - out)", "g * exp(y - out)"))
+matmul = primitive("matmul", _matmul,
+    _matmul_vjp_x,
+    _matmul_vjp_y,
+    rules=("g @ y.T", "x.T @ g"))
+normal_log_prob = primitive("normal_log_prob", _normal_log_prob,
+    lambda xp, g, out, x, mu, sigma: -g * (x - mu) / sigma**2,
+    lambda xp, g, out, x, mu, sigma: g * (x - mu) / sigma**2,
+    lambda xp, g, out, x, mu, sigma: g * (((x - mu) / sigma) ** 2 - 1) / sigma,
+    rules=("-g * (x-mu)/sigma**2", "g * (x-mu)/sigma**2",
+           "g * (((x-mu)/sigma)**2 - 1)/sigma"))
+
+# elementwise, one input
+
+neg = primitive("neg", np.negative,
+    lambda xp, g, out, x: -g,
+    rules=("-g",))
+exp = primitive("exp", np.exp,
+    lambda xp, g, out, x: g * out,
+    rules=("g * out",))
+log = primitive("log", np.log,
+    lambda xp, g, out, x: g / x,
+    rules=("g / x",))
+log1p = primitive("log1p", np.log1p,
+    lambda xp, g, out, x: g / (1 + x),
+    rules=("g / (1 + x)",))
+sqrt = primitive("sqrt", np.sqrt,
+    lambda xp, g, out, x: g / (2 * out),
+    rules=("g / (2 * out)",))
+abs = primitive("abs", np.abs,
+    lambda xp, g, out, x: g * xp.sign(x),
+    rules=("g * sign(x)",))
+sin = primitive("sin", np.sin,
+    lambda xp, g, out, x: g * xp.cos(x),
+    rules=("g * cos(x)",))
+cos = primitive("cos", np.cos,
+    lambda xp, g, out, x: -g * xp.sin(x),
+    rules=("-g * sin(x)",))
+tanh = primitive("tanh", np.tanh,
+    lambda xp, g, out, x: g * (1 - out * out),
+    rules=("g * (1 - out**2)",))
+sigmoid = primitive("sigmoid", _sigmoid,
+    lambda xp, g, out, x: g * out * (1 - out),
+    rules=("g * out * (1 - out)",))
+softplus = primitive("softplus", _softplus,
+    lambda xp, g, out, x: g * xp.sigmoid(x),
+    rules=("g * sigmoid(x)",))
+relu = primitive("relu", lambda x: np.maximum(x, 0),
+    lambda xp, g, out, x: g * (x > 0),
+    rules=("g * (x > 0)",))
+clip = primitive("clip", lambda x, low, high: np.clip(x, low, high),
+    lambda xp, g, out, x, low, high: g * xp.equal(x, out),
+    rules=("g * (low <= x <= high)",))
+_where = primitive("where", lambda x, y, cond: np.where(cond, x, y),
+    lambda xp, g, out, x, y, cond: xp.where(g, 0.0, cond=cond),
+    lambda xp, g, out, x, y, cond: xp.where(0.0, g, cond=cond),
+    rules=("where(cond, g, 0)", "where(cond, 0, g)"))
+
+# reductions (axis: None, an int or a tuple of ints)
+
+sum = primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+    lambda xp, g, out, x, axis, keepdims: xp.broadcast_to(
+        xp.reshape(g, shape=_keepdims_shape(x.shape, axis)), shape=x.shape),
+    rules=("broadcast g back to x.shape",))
+mean = primitive("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
+    lambda xp, g, out, x, axis, keepdims: xp.broadcast_to(
+        xp.reshape(g, shape=_keepdims_shape(x.shape, axis)), shape=x.shape
+    ) / _reduced_size(x.shape, axis),
+    rules=("broadcast g back to x.shape, / n",))
+max = primitive("max", _max,
+    _max_vjp,
+    rules=("g to the maxima of x (ties share equally)",))
+logsumexp = primitive("logsumexp", _logsumexp,
+    lambda xp, g, out, x, axis, keepdims: xp.reshape(
+        g, shape=_keepdims_shape(x.shape, axis)
+    ) * xp.exp(x - xp.reshape(out, shape=_keepdims_shape(x.shape, axis))),
+    rules=("g * exp(x - out) (= g * softmax(x))",))
+
+# shapes and indexing (each pair is its own dual: reshape/reshape, broadcast_to/sum_to, ...)
+
+reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape),
+    lambda xp, g, out, x, shape: xp.reshape(g, shape=x.shape),
+    rules=("reshape(g, x.shape)",))
+transpose = primitive("transpose", lambda x, axes: np.transpose(x, axes),
+    lambda xp, g, out, x, axes: xp.transpose(g, axes=tuple(np.argsort(axes))),
+    rules=("transpose(g, inverse of axes)",))
+broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+    lambda xp, g, out, x, shape: xp.sum_to(g, shape=x.shape),
+    rules=("sum_to(g, x.shape)",))
+sum_to = primitive("sum_to", _sum_to,
+    lambda xp, g, out, x, shape: xp.broadcast_to(g, shape=x.shape),
+    rules=("broadcast_to(g, x.shape)",))
+getitem = primitive("getitem", lambda x, index: x[index],
+    lambda xp, g, out, x, index: xp.scatter_add(g, index=index, shape=x.shape),
+    rules=("scatter_add(g, index, x.shape)",))
+scatter_add = primitive("scatter_add", _scatter_add,
+    lambda xp, g, out, x, index, shape: xp.getitem(g, index=index),
+    rules=("g[index]",))
+_concatenate = primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+    EachInput(_concat_vjp),
+    rules=("g[the slice of input i]",))
+# fmt: on
+
+
+def _data(a: Any) -> Any:
+    return a.data if isinstance(a, Tensor) else a
+
+
+# Not differentiable, so they need no VJP: they return constant arrays in both namespaces.
+CONSTANT_HELPERS = {
+    "sign": lambda a: np.sign(_data(a)),
+    "equal": lambda a, b: np.equal(_data(a), _data(b)),
+}
+
+
+# --- public functions on top of the table ---------------------------------------------------
+
+
+def _axis_param(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """``x`` where ``condition`` is true, else ``y`` (gradients flow to the chosen one)."""
+    cond = np.asarray(_data(condition), dtype=bool)
+    return _where(x, y, cond=cond)
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    ndim = np.ndim(_data(tensors[0]))
+    return _concatenate(*tensors, axis=axis % ndim if ndim else axis)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors of equal shape along a new axis."""
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    shape = np.shape(_data(tensors[0]))
+    axis = axis % (len(shape) + 1)
+    new_shape = shape[:axis] + (1,) + shape[axis:]
+    return concatenate([_reshape_any(t, new_shape) for t in tensors], axis=axis)
+
+
+def _reshape_any(a: Any, shape: tuple) -> Any:
+    return reshape(a, shape=shape) if isinstance(a, Tensor) else np.reshape(a, shape)
