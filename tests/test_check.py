@@ -50,3 +50,9 @@ def test_gradcheck_needs_float64_and_something_to_check():
 def test_gradcheck_handles_several_outputs():
     x = mb.tensor(X, requires_grad=True)
     assert mb.gradcheck(lambda t: (mb.sin(t), t.sum() * 2), x)
+
+
+def test_gradcheck_perturbs_inputs_that_are_not_c_contiguous():
+    x = mb.tensor(np.arange(6.0).reshape(2, 3).T, requires_grad=True)  # Fortran order
+    assert not x.data.flags.c_contiguous
+    assert mb.gradcheck(lambda u: u * mb.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), x)

@@ -273,13 +273,15 @@ def test_indexing_scatter_adds_repeated_indices():
     m[1].sum().backward()
     m[:, 2].sum().backward()
     m[np.array([2, 2]), np.array([0, 0])].sum().backward()
-    m[mb.tensor([0])].sum().backward()  # a tensor used as an index
+    m[np.array([True, False, True])].sum().backward()  # a boolean mask
     expected = np.zeros((3, 4))
     expected[1] += 1
     expected[:, 2] += 1
     expected[2, 0] += 2
-    expected[0] += 1
+    expected[[0, 2]] += 1
     close(m.grad, expected)
+    with pytest.raises(TypeError, match="not a Tensor"):
+        m[mb.tensor([1.0, 0.0, 1.0])]  # a bool mask or positions 1, 0, 1? refuse to guess
 
 
 # --- error texts -------------------------------------------------------------------------

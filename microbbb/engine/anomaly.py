@@ -111,7 +111,9 @@ _HINTS = {
     "exp": "exp overflows above about 709 (float64) or 88 (float32): work in log space"
     " (logsumexp, logaddexp, softplus).",
     "div": "division by zero or by an underflowed value: check scales such as sigma.",
-    "normal_log_prob": "sigma is 0 or inf: parametrise it as sigma = softplus(rho).",
+    "normal_log_prob": "a sigma of 0 or inf: sigma = softplus(rho) underflows to 0 when rho"
+    " drops below about -745 (a step size that is too large), and any other"
+    " parametrisation of sigma should be softplus(rho).",
     "sqrt": "the derivative of sqrt is infinite at 0.",
     "pow": "a power of 0 or of a negative number.",
 }

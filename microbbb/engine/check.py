@@ -102,14 +102,14 @@ def _numeric_jacobians(
     # (grad mode stays on: for gradgradcheck, fn itself computes a gradient)
     columns: dict[tuple[int, int], list[np.ndarray]] = {}
     for i in checked:
-        flat = inputs[i].data.reshape(-1)  # a view: writing to it perturbs the input
-        for e in range(flat.size):
-            original = flat[e]
-            flat[e] = original + eps
+        data = inputs[i].data  # perturbed in place, element by element in C order
+        for e in np.ndindex(data.shape):
+            original = data[e]
+            data[e] = original + eps
             plus = [o.data.copy() for o in _outputs(fn, inputs)]
-            flat[e] = original - eps
+            data[e] = original - eps
             minus = [o.data.copy() for o in _outputs(fn, inputs)]
-            flat[e] = original
+            data[e] = original
             for k, (p, m) in enumerate(zip(plus, minus, strict=True)):
                 columns.setdefault((k, i), []).append(((p - m) / (2 * eps)).ravel())
     n_outputs = 1 + max(k for k, _ in columns)

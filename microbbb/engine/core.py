@@ -504,7 +504,11 @@ def _normalize_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_normalize_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data.astype(np.intp)
+        raise TypeError(
+            "index with ints, slices or numpy arrays (integer or boolean), not a Tensor:"
+            " tensors hold floats, so a boolean mask or an integer index would be ambiguous."
+            " Use index.data.astype(int) for integer positions."
+        )
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -689,8 +693,8 @@ def grad(
             g = np.zeros_like(t.data)
         if isinstance(g, Tensor):
             results.append(g)
-        else:
-            results.append(Tensor._make(np.asarray(g, dtype=t.data.dtype), None))
+        else:  # a copy: g may be shared with grad_outputs or with another result
+            results.append(Tensor._make(np.array(g, dtype=t.data.dtype), None))
     return tuple(results)
 
 

@@ -81,6 +81,8 @@ def _reduced_size(shape: tuple, axis: Any) -> int:
 
 def _sum_to(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape."""
+    if np.broadcast_shapes(shape, x.shape) != x.shape:
+        raise ShapeError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
@@ -113,6 +115,19 @@ def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             " Check the order of the operands, or transpose one (.T)."
         )
     return x @ y
+
+
+def _zero_where(xp: Any, value: Any, mask: np.ndarray) -> Any:
+    return xp.where(0.0, value, cond=mask)
+
+
+def _zero_base(x: Any, y: Any) -> np.ndarray:
+    x, y = _data(x), _data(y)
+    return (x == 0) & (y >= 0)
+
+
+def _inverse_permutation(axes: tuple, ndim: int) -> tuple:
+    return tuple(int(i) for i in np.argsort([a % ndim for a in axes]))
 
 
 def _mT(xp: Any, a: Any) -> Any:
@@ -179,6 +194,7 @@ def _normal_log_prob(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.nda
 
 
 def _concat_vjp(i: int, xp: Any, g: Any, out: Any, *xs: Any, axis: int) -> Any:
+    axis = axis % g.ndim
     start = builtins.sum(x.shape[axis] for x in xs[:i])
     index = (slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),)
     return xp.getitem(g, index=index)
@@ -204,10 +220,10 @@ div = primitive("div", np.divide,
     lambda xp, g, out, x, y: g / y,
     lambda xp, g, out, x, y: -g * out / y,
     rules=("g / y", "-g * out / y"))
-pow = primitive("pow", np.power,
-    lambda xp, g, out, x, y: g * y * x ** (y - 1),
-    lambda xp, g, out, x, y: g * out * xp.log(x),
-    rules=("g * y * x**(y-1)", "g * out * log(x)"))
+pow = primitive("pow", np.power,  # the masks give 0 where 0 * inf would give NaN
+    lambda xp, g, out, x, y: _zero_where(xp, g * y * x ** (y - 1), xp.equal(y, 0)),
+    lambda xp, g, out, x, y: _zero_where(xp, g * out * xp.log(x), _zero_base(x, y)),
+    rules=("g * y * x**(y-1) (0 where y = 0)", "g * out * log(x) (0 where x = 0, y >= 0)"))
 logaddexp = primitive("logaddexp", np.logaddexp,
     lambda xp, g, out, x, y: g * xp.exp(x - out),
     lambda xp, g, out, x, y: g * xp.exp(y - out),
@@ -295,7 +311,7 @@ reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape),
     lambda xp, g, out, x, shape: xp.reshape(g, shape=x.shape),
     rules=("reshape(g, x.shape)",))
 transpose = primitive("transpose", lambda x, axes: np.transpose(x, axes),
-    lambda xp, g, out, x, axes: xp.transpose(g, axes=tuple(np.argsort(axes))),
+    lambda xp, g, out, x, axes: xp.transpose(g, axes=_inverse_permutation(axes, x.ndim)),
     rules=("transpose(g, inverse of axes)",))
 broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
     lambda xp, g, out, x, shape: xp.sum_to(g, shape=x.shape),
