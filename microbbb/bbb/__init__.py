@@ -1,0 +1,42 @@
+"""Bayes by Backprop on the engine (Blundell et al. 2015, "Weight Uncertainty in Neural
+Networks"): Bayesian layers and networks, priors, likelihoods, the loss
+f(w, theta) = log q(w | theta) - log P(w) - log P(D | w), training, prediction, pruning by
+signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_hand``).
+"""
+
+from . import by_hand
+from .io import ModelFileError
+from .layers import BayesianLinear, BayesianMLP, BBBLoss
+from .likelihoods import (
+    Bernoulli,
+    Categorical,
+    ClassificationPrediction,
+    Gaussian,
+    RegressionPrediction,
+)
+from .priors import GaussianPrior, ScaleMixturePrior
+from .pruning import prune, pruned_fraction, snr
+from .train import History, TrainingDiverged, fit, minibatch_weights, save_checkpoint
+
+__all__ = [
+    "BBBLoss",
+    "BayesianLinear",
+    "BayesianMLP",
+    "Bernoulli",
+    "Categorical",
+    "ClassificationPrediction",
+    "Gaussian",
+    "GaussianPrior",
+    "History",
+    "ModelFileError",
+    "RegressionPrediction",
+    "ScaleMixturePrior",
+    "TrainingDiverged",
+    "by_hand",
+    "fit",
+    "minibatch_weights",
+    "prune",
+    "pruned_fraction",
+    "save_checkpoint",
+    "snr",
+]

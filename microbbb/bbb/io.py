@@ -1,0 +1,132 @@
+"""Saving and loading ``BayesianMLP`` models as ``.npz`` files.
+
+The file holds every parameter as a numpy array plus a JSON string ``metadata`` (format
+name and version, sizes, activation, prior, likelihood, dtype). It is read with
+``allow_pickle=False``, so loading a file never executes anything; a file that is not a
+microbbb model (corrupt, truncated, foreign, another version) raises ``ModelFileError``
+saying what is wrong. Writes are atomic: a temporary file, then a rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .layers import BayesianMLP
+from .likelihoods import likelihood_from_config
+from .priors import prior_from_config
+
+FORMAT = "microbbb.BayesianMLP"
+VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file could not be read as a microbbb model or checkpoint."""
+
+
+def model_metadata(model: BayesianMLP) -> dict[str, Any]:
+    """The JSON-able description of a model's architecture."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "sizes": model.sizes,
+        "activation": model.activation,
+        "prior": model.prior.config(),
+        "likelihood": model.likelihood.config(),
+        "dtype": str(model.dtype),
+        "rho_init": model.rho_init,
+        "mu_init": model.mu_init,
+    }
+
+
+def model_arrays(model: BayesianMLP) -> dict[str, np.ndarray]:
+    """Every parameter by its dotted name, plus pruning masks."""
+    arrays = {name: p.data for name, p in model.named_parameters()}
+    for i, layer in enumerate(model.layers):
+        if layer.weight_mask is not None:
+            arrays[f"layers.{i}.weight_mask"] = layer.weight_mask
+    return arrays
+
+
+def set_model_arrays(model: BayesianMLP, arrays: dict[str, np.ndarray]) -> None:
+    """Copy saved arrays into the model's parameters, checking names and shapes."""
+    params = dict(model.named_parameters())
+    missing = sorted(set(params) - set(arrays))
+    if missing:
+        raise ModelFileError(f"the file lacks parameters {missing}")
+    for name, p in params.items():
+        value = arrays[name]
+        if value.shape != p.shape or value.dtype != p.dtype:
+            raise ModelFileError(
+                f"parameter {name}: the file has {value.dtype}{value.shape}, the model"
+                f" expects {p.dtype}{p.shape}"
+            )
+        p.data[...] = value
+    for i, layer in enumerate(model.layers):
+        mask = arrays.get(f"layers.{i}.weight_mask")
+        layer.weight_mask = None if mask is None else mask.astype(layer.weight_mu.dtype)
+
+
+def save(model: BayesianMLP, path: str | os.PathLike) -> None:
+    """Write the model to ``path`` (.npz, atomically)."""
+    from .train import _atomic_savez
+
+    arrays = dict(model_arrays(model))
+    arrays["metadata"] = np.array(json.dumps(model_metadata(model)))
+    _atomic_savez(path, arrays)
+
+
+def load_arrays(path: str | os.PathLike, expected_format: str) -> tuple[dict, dict]:
+    """Read the arrays and the metadata of a microbbb file, or raise ``ModelFileError``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise ModelFileError(
+            f"{path} is not a readable microbbb file (expected an .npz archive written by"
+            f" microbbb): {error}"
+        ) from error
+    if not isinstance(arrays, dict) or "metadata" not in arrays:
+        raise ModelFileError(f"{path} has no microbbb metadata: it is not a microbbb file")
+    try:
+        meta = json.loads(str(arrays.pop("metadata")))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ModelFileError(f"{path}: its metadata is not valid JSON ({error})") from error
+    if not isinstance(meta, dict) or meta.get("format") != expected_format:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFileError(f"{path} holds {found!r}, not a {expected_format!r}")
+    if meta.get("version") != VERSION:
+        raise ModelFileError(
+            f"{path} is format version {meta.get('version')}; this microbbb reads {VERSION}"
+        )
+    return arrays, meta
+
+
+def model_from_metadata(meta: dict[str, Any]) -> BayesianMLP:
+    """An untrained model with the architecture that ``meta`` describes."""
+    try:
+        return BayesianMLP(
+            meta["sizes"],
+            activation=meta["activation"],
+            prior=prior_from_config(meta["prior"]),
+            likelihood=likelihood_from_config(meta["likelihood"]),
+            mu_init=meta["mu_init"],
+            rho_init=meta["rho_init"],
+            dtype=meta["dtype"],
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"the model description is incomplete or invalid: {error}") from error
+
+
+def load(path: str | os.PathLike) -> BayesianMLP:
+    """Read a model written by ``save``; the parameters are restored bit for bit."""
+    arrays, meta = load_arrays(path, FORMAT)
+    model = model_from_metadata(meta)
+    set_model_arrays(model, arrays)
+    return model

@@ -1,0 +1,326 @@
+"""Training a ``BayesianMLP``: minibatch weighting, ``fit``, checkpoints.
+
+``minibatch_weights(M, scheme)`` gives the weight pi_i of the complexity cost of minibatch
+i (1-based) out of M, summing to 1 over an epoch:
+
+- ``"uniform"``: pi_i = 1 / M
+- ``"blundell"``: pi_i = 2^(M - i) / (2^M - 1) (the paper's eq. 9: early minibatches carry
+  most of the complexity cost), computed as 2^-i / (1 - 2^-M) so that M = 10 000 neither
+  overflows nor gives NaN (late weights underflow to 0, which is their value in floats).
+
+``fit`` runs the epochs: for each minibatch, the loss with ``complexity_weight = pi_i``,
+backward, an optimiser step. It stops with ``TrainingDiverged`` (epoch, step and the
+anomaly report of the op that made the NaN) instead of ever continuing on a NaN, ends
+cleanly on Ctrl-C (keeping the model and the history so far), and with a checkpoint path
+saves atomically every N epochs; ``resume=True`` continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine import AnomalyError, detect_anomaly
+from ..optim import SGD, Adam, Optimizer
+from .layers import BayesianMLP
+from .likelihoods import Gaussian
+
+
+def minibatch_weights(n_batches: int, scheme: str = "uniform") -> np.ndarray:
+    """pi_i for i = 1..M: ``"uniform"`` 1/M, ``"blundell"`` 2^(M-i) / (2^M - 1)."""
+    if n_batches < 1:
+        raise ValueError(f"the number of minibatches must be >= 1, got {n_batches}")
+    if scheme == "uniform":
+        return np.full(n_batches, 1.0 / n_batches)
+    if scheme == "blundell":
+        i = np.arange(1, n_batches + 1)
+        # 2^(M-i) / (2^M - 1) = 2^-i / (1 - 2^-M); 1 - 2^-M = -expm1(-M log 2)
+        return np.ldexp(1.0, -i) / -math.expm1(-n_batches * math.log(2))
+    raise ValueError(f"scheme must be 'uniform' or 'blundell', got {scheme!r}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or a gradient became NaN or inf; the message says where and why."""
+
+
+@dataclass
+class History:
+    """Per-epoch means over minibatches: ``loss`` (f), ``complexity`` (log q - log P, or
+    KL), ``nll`` (-log P(D | w)), and ``accuracy`` (classification) or ``rmse``
+    (regression) of the sampled network on the training batches. ``interrupted`` is True
+    when Ctrl-C ended training early."""
+
+    loss: list[float] = field(default_factory=list)
+    complexity: list[float] = field(default_factory=list)
+    nll: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    rmse: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs were completed."""
+        return len(self.loss)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The history as plain lists (JSON-able)."""
+        return {k: getattr(self, k) for k in ("loss", "complexity", "nll", "accuracy", "rmse")}
+
+
+def fit(
+    model: BayesianMLP,
+    x: Any,
+    y: Any,
+    epochs: int,
+    batch_size: int | None = None,
+    optimizer: Optimizer | None = None,
+    lr: float = 1e-3,
+    n_samples: int = 1,
+    kl_scheme: str = "uniform",
+    kl: str = "mc",
+    seed: int = 0,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    callback: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` by Bayes by Backprop; return the per-epoch ``History``.
+
+    ``batch_size=None`` uses the whole data set as one batch. ``optimizer`` defaults to
+    Adam(lr). ``kl_scheme`` weights the complexity cost of the M minibatches
+    (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled log q - log P) or
+    "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
+    stderr is a terminal. ``callback(epoch, history)`` runs after each epoch.
+    """
+    x = model.check_inputs(x)
+    y_checked = model.likelihood.prepare(y, len(x), model.sizes[-1])
+    n = len(x)
+    batch_size = n if batch_size is None else int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n_batches = math.ceil(n / batch_size)
+    weights = minibatch_weights(n_batches, kl_scheme)
+    optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=lr)
+    shuffle_rng = np.random.default_rng(seed)
+    history = History()
+    start_epoch = 0
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
+        start_epoch = _load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
+
+    bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
+    with _DeferInterrupt() as interrupt:
+        for epoch in range(start_epoch, epochs):
+            order = shuffle_rng.permutation(n)
+            sums = np.zeros(4)  # loss, complexity, nll, accuracy or squared error
+            for step in range(n_batches):
+                rows = order[step * batch_size : (step + 1) * batch_size]
+                xb, yb = x[rows], y_checked[rows]
+                optimizer.zero_grad()
+                loss = model.loss(xb, yb, n_samples, weights[step], kl=kl)
+                _check_finite(model, loss, xb, yb, epoch, step, kl)
+                loss.backward()
+                _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
+                optimizer.step()
+                sums += _batch_stats(model, loss, yb)
+                if interrupt.requested:
+                    break
+            if interrupt.requested:
+                history.interrupted = True
+                break
+            _record_epoch(history, model, sums, n, n_batches)
+            bar.update(epoch + 1, history)
+            if checkpoint is not None and (epoch + 1) % checkpoint_every == 0:
+                save_checkpoint(checkpoint, model, optimizer, shuffle_rng, history, epoch + 1)
+            if callback is not None:
+                callback(epoch, history)
+    bar.close()
+    return history
+
+
+def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:
+    output = loss.output.data
+    if isinstance(model.likelihood, Gaussian):
+        score = float(((output - yb) ** 2).sum())  # squared error, for the RMSE
+    elif output.shape[1] == 1:
+        score = float(((output[:, 0] > 0) == (yb > 0.5)).sum())
+    else:
+        score = float((output.argmax(axis=1) == yb).sum())
+    return np.array([loss.item(), loss.complexity.item(), -loss.log_likelihood.item(), score])
+
+
+def _record_epoch(history: History, model: BayesianMLP, sums: np.ndarray, n: int, m: int):
+    history.loss.append(sums[0])
+    history.complexity.append(sums[1])
+    history.nll.append(sums[2])
+    if isinstance(model.likelihood, Gaussian):
+        history.rmse.append(math.sqrt(sums[3] / (n * model.sizes[-1])))
+    else:
+        history.accuracy.append(sums[3] / n)
+
+
+def _check_finite(
+    model: BayesianMLP,
+    loss: Any,
+    xb: np.ndarray,
+    yb: np.ndarray,
+    epoch: int,
+    step: int,
+    kl: str,
+    after_backward: bool = False,
+) -> None:
+    """Stop on a non-finite loss or gradient, replaying the step in anomaly mode."""
+    if not after_backward:
+        if np.isfinite(loss.data).all():
+            return
+        what = f"the loss is {loss.item()}"
+    else:
+        bad = [
+            name
+            for name, p in model.named_parameters()
+            if p.grad is not None and not np.isfinite(p.grad).all()
+        ]
+        if not bad:
+            return
+        what = f"the gradient of {', '.join(bad)} is not finite"
+    report = "no op produced it on replay (the parameters were already non-finite?)"
+    try:
+        with detect_anomaly():
+            replay = model.loss(xb, yb, loss.n_samples, loss.complexity_weight, kl, eps=loss.eps)
+            replay.backward()  # gradients of this replay are discarded below
+    except AnomalyError as error:
+        report = str(error)
+    finally:
+        model.zero_grad()
+    raise TrainingDiverged(
+        f"training stopped at epoch {epoch + 1}, step {step + 1}: {what}.\n"
+        f"Replaying that step in anomaly mode:\n{report}\n"
+        "Common causes: a learning rate that is too large (the parameters diverge), or a"
+        " posterior sigma that collapsed to 0. Try a smaller lr."
+    )
+
+
+class _DeferInterrupt:
+    """Turn Ctrl-C into a flag checked between steps, so a step is never cut in half."""
+
+    def __enter__(self) -> _DeferInterrupt:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+class _ProgressBar:
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.start = total, enabled, time.monotonic()
+
+    def update(self, done: int, history: History) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / self.total)
+        if history.accuracy:
+            metric = f"acc {history.accuracy[-1]:.3f}"
+        else:
+            metric = f"rmse {history.rmse[-1]:.4g}"
+        elapsed = time.monotonic() - self.start
+        sys.stderr.write(
+            f"\repoch {done}/{self.total} [{'#' * filled}{'.' * (width - filled)}]"
+            f" loss {history.loss[-1]:.5g} {metric} {elapsed:.0f}s"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: BayesianMLP,
+    optimizer: Optimizer,
+    shuffle_rng: np.random.Generator,
+    history: History,
+    epoch: int,
+) -> None:
+    """Save everything needed to continue training exactly, atomically (temp + rename)."""
+    from .io import model_arrays, model_metadata
+
+    arrays = {f"model/{k}": v for k, v in model_arrays(model).items()}
+    arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
+    meta = {
+        "format": "microbbb.checkpoint",
+        "version": 1,
+        "epoch": epoch,
+        "model": model_metadata(model),
+        "optimizer": type(optimizer).__name__,
+        "model_rng": model.rng.bit_generator.state,
+        "shuffle_rng": shuffle_rng.bit_generator.state,
+        "history": history.as_dict(),
+    }
+    arrays["metadata"] = np.array(json.dumps(meta))
+    _atomic_savez(path, arrays)
+
+
+def _load_checkpoint(
+    path: str | os.PathLike,
+    model: BayesianMLP,
+    optimizer: Optimizer,
+    shuffle_rng: np.random.Generator,
+    history: History,
+) -> int:
+    from .io import ModelFileError, load_arrays, set_model_arrays
+
+    arrays, meta = load_arrays(path, "microbbb.checkpoint")
+    if meta["optimizer"] != type(optimizer).__name__:
+        raise ModelFileError(
+            f"{path}: the checkpoint was written with {meta['optimizer']}, not"
+            f" {type(optimizer).__name__}"
+        )
+    set_model_arrays(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+    optimizer.load_state_dict({k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+    model.rng.bit_generator.state = meta["model_rng"]
+    shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    for key, values in meta["history"].items():
+        getattr(history, key).extend(values)
+    return int(meta["epoch"])
+
+
+def _atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)  # atomic on POSIX: readers see the old or the new file
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+__all__ = ["SGD", "Adam", "History", "TrainingDiverged", "fit", "minibatch_weights"]

@@ -1,0 +1,133 @@
+"""Optimisers: SGD (with optional momentum) and Adam, over any engine tensors.
+
+Each works on a list of tensors with ``requires_grad=True``: ``zero_grad()`` forgets the
+gradients, ``step()`` updates ``p.data`` in place from ``p.grad``. ``state_dict()`` and
+``load_state_dict()`` give the exact state (for checkpoints that resume bit-identically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .engine import Tensor
+
+
+class Optimizer:
+    """Base class: holds the parameters and the per-parameter state."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("the optimiser got no parameters")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"parameter {i} is not a tensor with requires_grad=True")
+        if not lr > 0:
+            raise ValueError(f"the learning rate must be positive, got {lr}")
+        self.lr = lr
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        """Forget accumulated gradients (``p.grad = None``)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                self._update(i, p, g)
+
+    def _update(self, i: int, p: Tensor, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser's state as numpy arrays and numbers."""
+        return {"steps": self.steps, "lr": self.lr}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by ``state_dict``."""
+        self.steps = int(state["steps"])
+        self.lr = float(state["lr"])
+
+
+class SGD(Optimizer):
+    """``v = momentum * v + g;  p -= lr * v`` (plain SGD when momentum = 0)."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.velocity = [np.zeros_like(p.data) for p in self.params] if momentum else None
+
+    def _update(self, i: int, p: Tensor, g: np.ndarray) -> None:
+        if self.velocity is not None:
+            v = self.velocity[i]
+            v *= self.momentum
+            v += g
+            g = v
+        p.data -= self.lr * g
+
+    def state_dict(self) -> dict[str, Any]:
+        """Steps, learning rate, momentum buffers."""
+        state = super().state_dict()
+        if self.velocity is not None:
+            state.update({f"velocity.{i}": v for i, v in enumerate(self.velocity)})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by ``state_dict``."""
+        super().load_state_dict(state)
+        if self.velocity is not None:
+            for i, v in enumerate(self.velocity):
+                v[...] = state[f"velocity.{i}"]
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with bias correction.
+
+    ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        super().__init__(params, lr)
+        self.betas = betas
+        self.eps = eps
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def _update(self, i: int, p: Tensor, g: np.ndarray) -> None:
+        b1, b2 = self.betas
+        m, v = self.m[i], self.v[i]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        m_hat = m / (1 - b1**self.steps)
+        v_hat = v / (1 - b2**self.steps)
+        p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Steps, learning rate, first and second moments."""
+        state = super().state_dict()
+        state.update({f"m.{i}": m for i, m in enumerate(self.m)})
+        state.update({f"v.{i}": v for i, v in enumerate(self.v)})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by ``state_dict``."""
+        super().load_state_dict(state)
+        for i in range(len(self.params)):
+            self.m[i][...] = state[f"m.{i}"]
+            self.v[i][...] = state[f"v.{i}"]

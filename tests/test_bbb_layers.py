@@ -1,0 +1,204 @@
+"""BayesianLinear, BayesianMLP, the loss's parts, prediction, likelihood errors
+(microbbb/bbb/layers.py, likelihoods.py)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import microbbb as mb
+from microbbb.bbb import (
+    BayesianLinear,
+    BayesianMLP,
+    Bernoulli,
+    Categorical,
+    Gaussian,
+    GaussianPrior,
+    ScaleMixturePrior,
+)
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((12, 3))
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+# --- BayesianLinear ----------------------------------------------------------------------
+
+
+def test_parameter_shapes_names_and_default_prior():
+    layer = BayesianLinear(3, 4, rng=np.random.default_rng(0), name="hidden")
+    assert layer.weight_mu.shape == layer.weight_rho.shape == (3, 4)
+    assert layer.bias_mu.shape == layer.bias_rho.shape == (4,)
+    assert layer.weight_mu.name == "hidden.weight_mu"
+    assert isinstance(layer.prior, ScaleMixturePrior)
+    assert (layer.prior.pi, layer.prior.sigma1, layer.prior.sigma2) == (0.5, 1.0, math.exp(-6))
+    np.testing.assert_allclose(layer.weight_sigma(), softplus(-5.0))
+
+
+def test_sample_mode_draws_fresh_eps_and_w_is_mu_plus_sigma_eps():
+    layer = BayesianLinear(3, 4, rng=np.random.default_rng(0), rho_init=-1.0)
+    out1 = layer(X)
+    eps1 = layer.weight_eps.copy()
+    w = layer.weight_mu.data + softplus(layer.weight_rho.data) * eps1
+    np.testing.assert_allclose(layer.weight.data, w, rtol=1e-15)
+    b = layer.bias_mu.data + softplus(layer.bias_rho.data) * layer.bias_eps
+    np.testing.assert_allclose(out1.data, X @ w + b, rtol=1e-13)
+    layer(X)
+    assert not np.array_equal(layer.weight_eps, eps1)
+
+
+def test_mean_and_fixed_modes():
+    layer = BayesianLinear(3, 4, rng=np.random.default_rng(0), rho_init=-1.0)
+    with pytest.raises(ValueError, match="needs a previous sample"):
+        layer(X, mode="fixed")
+    np.testing.assert_allclose(layer(X, mode="mean").data, X @ layer.weight_mu.data)
+    first = layer(X).data
+    np.testing.assert_array_equal(layer(X, mode="fixed").data, first)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        layer(X, mode="average")
+
+
+def test_explicit_eps_is_used_and_checked():
+    layer = BayesianLinear(3, 2, rng=np.random.default_rng(0), rho_init=0.0)
+    weight_eps, bias_eps = np.ones((3, 2)), -np.ones(2)
+    layer(X, eps=(weight_eps, bias_eps))
+    expected = layer.weight_mu.data + softplus(0.0) * weight_eps
+    np.testing.assert_allclose(layer.weight.data, expected)
+    with pytest.raises(ValueError, match=r"eps must have the shapes of mu, \(3, 2\) and \(2,\)"):
+        layer(X, eps=(np.ones((2, 3)), np.ones(2)))
+
+
+def test_same_seed_same_draws():
+    a = BayesianMLP([3, 5, 1], likelihood=Gaussian(), seed=4)
+    b = BayesianMLP([3, 5, 1], likelihood=Gaussian(), seed=4)
+    np.testing.assert_array_equal(a(X).data, b(X).data)
+    np.testing.assert_array_equal(a.layers[1].weight_eps, b.layers[1].weight_eps)
+
+
+# --- the loss --------------------------------------------------------------------------------
+
+
+def test_loss_is_a_scalar_tensor_with_named_parts():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(0.5), seed=0, rho_init=-2.0)
+    y = RNG.standard_normal(12)
+    loss = model.loss(X, y, n_samples=2, complexity_weight=0.1)
+    assert isinstance(loss, mb.Tensor) and loss.shape == ()
+    parts = 0.1 * (loss.log_q.item() - loss.log_prior.item()) - loss.log_likelihood.item()
+    assert loss.item() == pytest.approx(parts, rel=1e-12)
+    assert len(loss.eps) == 2 and len(loss.eps[0]) == 2
+    text = repr(loss)
+    assert "log_q" in text and "log_prior" in text and "log_likelihood" in text
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_log_q_is_the_gaussian_log_density_of_the_sample():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(0.5), seed=0, rho_init=-2.0)
+    loss = model.loss(X, RNG.standard_normal(12))
+    expected = 0.0
+    for layer, (weight_eps, bias_eps) in zip(model.layers, loss.eps[0], strict=True):
+        for rho, eps in [(layer.weight_rho.data, weight_eps), (layer.bias_rho.data, bias_eps)]:
+            sigma = softplus(rho)  # z = (w - mu) / sigma = eps
+            expected += np.sum(-0.5 * eps**2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
+    assert loss.log_q.item() == pytest.approx(expected, rel=1e-12)
+
+
+# --- input and label errors ------------------------------------------------------------------
+
+
+def test_a_likelihood_must_be_chosen():
+    with pytest.raises(ValueError, match="needs a likelihood.*Bernoulli"):
+        BayesianMLP([3, 1])
+
+
+def test_categorical_over_one_output_is_refused():
+    with pytest.raises(ValueError, match="softmax over one output is constantly 1.*Bernoulli"):
+        BayesianMLP([3, 32, 1], likelihood=Categorical())
+
+
+def test_bernoulli_needs_one_output():
+    with pytest.raises(ValueError, match="needs one output.*Categorical"):
+        BayesianMLP([3, 2], likelihood=Bernoulli())
+
+
+@pytest.mark.parametrize(
+    "likelihood, n_out, y, message",
+    [
+        (Categorical, 3, np.array([0.0, 1.0] * 6), "integer class indices"),
+        (Categorical, 3, np.array([0, 1, 2, 3] * 3), r"0\.\.2"),
+        (Bernoulli, 1, np.array([0, 1, 2] * 4), "must be 0 or 1"),
+        (Bernoulli, 1, np.array([0, 1] * 5), "12 inputs but 10 labels"),
+        (Gaussian, 1, np.array([0.5, np.nan] * 6), r"NaN or inf \(first in row 1\)"),
+        (Gaussian, 2, np.zeros(12), r"must have shape \(12, 2\)"),
+    ],
+)
+def test_bad_labels_give_clear_errors(likelihood, n_out, y, message):
+    model = BayesianMLP([3, n_out], likelihood=likelihood(), seed=0)
+    with pytest.raises(ValueError, match=message):
+        model.loss(X, y)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.ones((12, 4)), r"shape \(N, 3\).*\(12, 4\)"),
+        (np.where(np.eye(12, 3) == 1, np.inf, 0.0), r"NaN or inf \(first in row 0\)"),
+        (np.array([["a", "b", "c"]]), "must be numbers"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(x, message):
+    model = BayesianMLP([3, 1], likelihood=Gaussian(), seed=0)
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.loss(x, np.zeros(len(x)))
+
+
+def test_labels_of_shape_n_and_n_by_1_give_the_same_loss():
+    # the (N,) vs (N, 1) mix-up must neither broadcast to (N, N) nor change the value
+    model = BayesianMLP([3, 1], likelihood=Bernoulli(), seed=0)
+    y = (RNG.random(12) < 0.5).astype(int)
+    eps = model.loss(X, y).eps
+    a = model.loss(X, y, eps=eps).log_likelihood.item()
+    b = model.loss(X, y.reshape(-1, 1), eps=eps).log_likelihood.item()
+    logits = X @ model.layers[0].weight.data + model.layers[0].bias.data
+    expected = np.sum(y * logits[:, 0] - np.logaddexp(0, logits[:, 0]))
+    assert a == b == pytest.approx(expected, rel=1e-12)
+
+
+# --- prediction --------------------------------------------------------------------------------
+
+
+def test_regression_prediction_splits_the_spread():
+    model = BayesianMLP([3, 8, 1], likelihood=Gaussian(0.3), seed=0, rho_init=-1.0)
+    p = model.predict(X, n_samples=50)
+    assert p.mean.shape == p.std.shape == (12,)
+    np.testing.assert_allclose(p.aleatoric_std, 0.3)
+    np.testing.assert_allclose(p.std**2, p.epistemic_std**2 + 0.09, rtol=1e-12)
+    assert (p.epistemic_std > 0).all()
+    mean_only = model.predict(X, mode="mean")
+    np.testing.assert_array_equal(mean_only.epistemic_std, 0.0)
+
+
+def test_classification_prediction_probabilities_and_entropy():
+    model = BayesianMLP([3, 8, 4], likelihood=Categorical(), seed=0, rho_init=-1.0)
+    p = model.predict(X, n_samples=30)
+    assert p.probs.shape == (12, 4)
+    np.testing.assert_allclose(p.probs.sum(axis=1), 1.0)
+    entropy = -(p.probs * np.log(p.probs)).sum(axis=1)
+    np.testing.assert_allclose(p.entropy, entropy, rtol=1e-12)
+    assert (p.mutual_information >= -1e-12).all() and (p.entropy <= np.log(4) + 1e-12).all()
+    np.testing.assert_array_equal(p.labels, p.probs.argmax(axis=1))
+    binary = BayesianMLP([3, 8, 1], likelihood=Bernoulli(), seed=0).predict(X, n_samples=5)
+    assert binary.probs.shape == (12,) and ((binary.probs > 0) & (binary.probs < 1)).all()
+
+
+def test_float32_model_stays_float32():
+    model = BayesianMLP(
+        [3, 4, 2], likelihood=Categorical(), seed=0, dtype=np.float32, prior=GaussianPrior()
+    )
+    loss = model.loss(X, RNG.integers(0, 2, 12), n_samples=2)
+    loss.backward()
+    assert {r.out.dtype for r in mb.tape(loss)} == {np.dtype(np.float32)}
+    assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}

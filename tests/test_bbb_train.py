@@ -1,0 +1,142 @@
+"""Training (microbbb/bbb/train.py): minibatch weights, fit, the question's setting,
+divergence, determinism, Ctrl-C and checkpoints."""
+
+import math
+import signal
+
+import numpy as np
+import pytest
+
+from microbbb.bbb import (
+    BayesianMLP,
+    Bernoulli,
+    Categorical,
+    Gaussian,
+    TrainingDiverged,
+    fit,
+    minibatch_weights,
+)
+from microbbb.optim import SGD, Adam
+
+# --- minibatch weights -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 60, 1075, 10_000])
+@pytest.mark.parametrize("scheme", ["uniform", "blundell"])
+def test_minibatch_weights_sum_to_one_without_overflow(m, scheme):
+    pi = minibatch_weights(m, scheme)
+    assert pi.shape == (m,) and np.isfinite(pi).all() and (pi >= 0).all()
+    assert math.fsum(pi) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_blundell_weights_are_the_papers_formula():
+    m = 10
+    exact = [2 ** (m - i) / (2**m - 1) for i in range(1, m + 1)]  # exact in Python integers
+    np.testing.assert_allclose(minibatch_weights(m, "blundell"), exact, rtol=1e-15)
+    np.testing.assert_allclose(minibatch_weights(m, "uniform"), 0.1)
+    with pytest.raises(ValueError, match="'uniform' or 'blundell'"):
+        minibatch_weights(3, "linear")
+
+
+# --- the question's setting --------------------------------------------------------------------
+
+
+def _question_data(seed=0, n=100):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3))
+    y_binary = (rng.random(n) < 0.6).astype(int)
+    y_linear = 0.2 * x[:, 0] - 1.3 * x[:, 1] - 0.5 * x[:, 2] + rng.standard_normal(n)
+    return x, y_binary, y_linear
+
+
+def test_question_setting_binary_trains_cleanly():
+    x, y, _ = _question_data()
+    model = BayesianMLP([3, 32, 1], likelihood=Bernoulli(), seed=0)
+    history = fit(model, x, y, epochs=2000, n_samples=2, lr=1e-2, progress=False)
+    losses = np.array(history.loss)
+    assert np.isfinite(losses).all()
+    assert losses[-100:].mean() < 0.5 * losses[:100].mean()  # decreasing, clearly
+
+
+def test_question_setting_regression_trains_and_generalises():
+    x, _, y = _question_data()
+    model = BayesianMLP([3, 32, 1], likelihood=Gaussian(1.0), seed=0)
+    history = fit(model, x, y, epochs=2000, n_samples=2, lr=3e-3, progress=False)
+    assert np.isfinite(history.loss).all()
+    assert np.mean(history.loss[-100:]) < 0.6 * np.mean(history.loss[:100])
+    rng = np.random.default_rng(99)
+    x_test = rng.standard_normal((5000, 3))
+    y_test = 0.2 * x_test[:, 0] - 1.3 * x_test[:, 1] - 0.5 * x_test[:, 2]
+    y_test = y_test + rng.standard_normal(5000)
+    prediction = model.predict(x_test, n_samples=50)
+    r2 = 1 - np.mean((prediction.mean - y_test) ** 2) / np.var(y_test)
+    assert r2 >= 0.5, r2  # the noise caps it at about 1.94 / 2.94 = 0.66
+
+
+# --- divergence ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_a_huge_learning_rate_stops_with_a_clear_report():
+    x, _, y = _question_data()
+    model = BayesianMLP([3, 32, 1], likelihood=Gaussian(1.0), seed=0)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, x, y, epochs=50, optimizer=SGD(model.parameters(), lr=1e8), progress=False)
+    text = str(info.value)
+    assert "training stopped at epoch" in text and "step 1" in text
+    assert "anomaly mode" in text and "op '" in text  # the report names an op
+    assert "learning rate" in text
+
+
+# --- determinism, interrupt, checkpoints --------------------------------------------------------
+
+
+def _small(seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((40, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+    return x, y
+
+
+def _train(epochs, **kwargs):
+    x, y = _small()
+    model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1, rho_init=-3.0)
+    optimizer = Adam(model.parameters(), lr=1e-2)
+    history = fit(
+        model, x, y, epochs, batch_size=16, optimizer=optimizer, n_samples=2,
+        kl_scheme="blundell", seed=5, progress=False, **kwargs,
+    )  # fmt: skip
+    return model, history
+
+
+def test_same_seed_gives_bit_identical_histories():
+    _, a = _train(6)
+    _, b = _train(6)
+    assert a.loss == b.loss and a.accuracy == b.accuracy and len(a.loss) == 6
+    assert a.accuracy[-1] > 0.5
+
+
+def test_ctrl_c_ends_training_cleanly_keeping_model_and_history():
+    x, y = _small()
+    model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1)
+
+    def interrupt_at_epoch_three(epoch, history):
+        if epoch == 2:
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C
+
+    history = fit(
+        model, x, y, epochs=10, batch_size=16, progress=False, callback=interrupt_at_epoch_three
+    )
+    assert history.interrupted and history.epochs == 3
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_resumed_training_continues_bit_identically(tmp_path):
+    path = tmp_path / "run.npz"
+    full_model, full = _train(6)
+    _train(3, checkpoint=path, checkpoint_every=3)  # stops after epoch 3, saved
+    resumed_model, resumed = _train(6, checkpoint=path, resume=True)
+    assert resumed.loss == full.loss
+    for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
