@@ -140,3 +140,17 @@ def test_resumed_training_continues_bit_identically(tmp_path):
     assert resumed.loss == full.loss
     for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.parametrize("is_terminal, progress, shown", [(True, True, True), (False, True, False),
+                                                          (True, False, False)])  # fmt: skip
+def test_progress_bar_only_on_a_terminal_and_when_asked(
+    monkeypatch, capsys, is_terminal, progress, shown
+):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: is_terminal)
+    x, y = _small()
+    model = BayesianMLP([4, 3], likelihood=Categorical(), seed=0)
+    fit(model, x, y, epochs=3, progress=progress)
+    err = capsys.readouterr().err
+    assert ("epoch 3/3 [" in err and "loss" in err and "acc" in err) == shown
+    assert shown or err == ""
