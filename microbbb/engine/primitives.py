@@ -126,6 +126,12 @@ def _zero_base(x: Any, y: Any) -> np.ndarray:
     return (x == 0) & (y >= 0)
 
 
+def _inside(x: Any, low: Any, high: Any) -> np.ndarray:
+    """low <= x <= high (a missing bound is no bound), as a constant mask."""
+    x = _data(x)
+    return (True if low is None else x >= low) & (True if high is None else x <= high)
+
+
 def _inverse_permutation(axes: tuple, ndim: int) -> tuple:
     return tuple(int(i) for i in np.argsort([a % ndim for a in axes]))
 
@@ -231,7 +237,7 @@ logaddexp = primitive("logaddexp", np.logaddexp,
 matmul = primitive("matmul", _matmul,
     _matmul_vjp_x,
     _matmul_vjp_y,
-    rules=("g @ y.T", "x.T @ g"))
+    rules=("g @ y.mT", "x.mT @ g"))
 normal_log_prob = primitive("normal_log_prob", _normal_log_prob,
     lambda xp, g, out, x, mu, sigma: -g * (x - mu) / sigma**2,
     lambda xp, g, out, x, mu, sigma: g * (x - mu) / sigma**2,
@@ -267,7 +273,7 @@ cos = primitive("cos", np.cos,
     rules=("-g * sin(x)",))
 tanh = primitive("tanh", np.tanh,
     lambda xp, g, out, x: g * (1 - out * out),
-    rules=("g * (1 - out**2)",))
+    rules=("g * (1 - out * out)",))
 sigmoid = primitive("sigmoid", _sigmoid,
     lambda xp, g, out, x: g * out * (1 - out),
     rules=("g * out * (1 - out)",))
@@ -278,7 +284,7 @@ relu = primitive("relu", lambda x: np.maximum(x, 0),
     lambda xp, g, out, x: g * (x > 0),
     rules=("g * (x > 0)",))
 clip = primitive("clip", lambda x, low, high: np.clip(x, low, high),
-    lambda xp, g, out, x, low, high: g * xp.equal(x, out),
+    lambda xp, g, out, x, low, high: g * _inside(x, low, high),
     rules=("g * (low <= x <= high)",))
 _where = primitive("where", lambda x, y, cond: np.where(cond, x, y),
     lambda xp, g, out, x, y, cond: xp.where(g, 0.0, cond=cond),
