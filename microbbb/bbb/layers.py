@@ -80,8 +80,24 @@ class BayesianLinear(Module):
         self._sigmas: tuple[Tensor, Tensor] | None = None
 
     # --- sampling -------------------------------------------------------------------------
-    def sample(self, mode: str = "sample", eps: Sequence[Any] | None = None) -> None:
-        """Set ``self.weight`` and ``self.bias`` to w = mu + sigma * eps for this pass."""
+    def sigmas(self) -> tuple[Tensor, Tensor]:
+        """sigma = softplus(rho) for the weights and the biases (recorded tensors)."""
+        with scope(self.name):
+            weight_sigma = _named(F.softplus(self.weight_rho), f"{self.name}.weight_sigma")
+            bias_sigma = _named(F.softplus(self.bias_rho), f"{self.name}.bias_sigma")
+        return weight_sigma, bias_sigma
+
+    def sample(
+        self,
+        mode: str = "sample",
+        eps: Sequence[Any] | None = None,
+        sigmas: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
+        """Set ``self.weight`` and ``self.bias`` to w = mu + sigma * eps for this pass.
+
+        ``sigmas``: sigma = softplus(rho) computed once and shared by several samples
+        (``BayesianMLP.loss`` does this), so that each sigma has one recorded origin.
+        """
         dtype = self.weight_mu.dtype
         if eps is not None:
             weight_eps, bias_eps = (np.asarray(e, dtype=dtype) for e in eps)
@@ -100,10 +116,9 @@ class BayesianLinear(Module):
         elif mode != "mean":
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
+        weight_sigma, bias_sigma = sigmas if sigmas is not None else self.sigmas()
+        self._sigmas = (weight_sigma, bias_sigma)
         with scope(self.name):
-            weight_sigma = _named(F.softplus(self.weight_rho), f"{self.name}.weight_sigma")
-            bias_sigma = _named(F.softplus(self.bias_rho), f"{self.name}.bias_sigma")
-            self._sigmas = (weight_sigma, bias_sigma)
             if mode == "mean" and eps is None:
                 weight, bias = self.weight_mu, self.bias_mu
             else:
@@ -115,9 +130,15 @@ class BayesianLinear(Module):
                 weight = _named(weight * self.weight_mask, f"{self.name}.weight_pruned")
         self.weight, self.bias = weight, bias
 
-    def forward(self, x: Any, mode: str = "sample", eps: Sequence[Any] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Any,
+        mode: str = "sample",
+        eps: Sequence[Any] | None = None,
+        sigmas: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Sample the weights (see ``sample``), then ``x @ weight + bias``."""
-        self.sample(mode, eps)
+        self.sample(mode, eps, sigmas)
         with scope(self.name):
             return x @ self.weight + self.bias
 
@@ -136,16 +157,15 @@ class BayesianLinear(Module):
         with scope(f"{self.name}/log_prior"):
             return self.prior.log_prob(self.weight) + self.prior.log_prob(self.bias)
 
-    def kl(self) -> Tensor:
+    def kl(self, sigmas: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Closed-form ``KL(q || P)`` (Gaussian prior only): the expectation of
-        log q - log P, without sampling."""
+        log q - log P, without sampling. ``sigmas``: as in ``sample``."""
         if not isinstance(self.prior, GaussianPrior):
             raise ValueError(
                 "the closed-form KL needs a GaussianPrior; the scale mixture has none, use"
                 " the Monte-Carlo complexity cost (kl='mc')"
             )
-        weight_sigma = F.softplus(self.weight_rho)
-        bias_sigma = F.softplus(self.bias_rho)
+        weight_sigma, bias_sigma = sigmas if sigmas is not None else self.sigmas()
         with scope(f"{self.name}/kl"):
             return self.prior.kl(self.weight_mu, weight_sigma) + self.prior.kl(
                 self.bias_mu, bias_sigma
@@ -278,14 +298,26 @@ class BayesianMLP(Module):
             )
         return x.astype(self.dtype, copy=False)
 
-    def forward(self, x: Any, mode: str = "sample", eps: Sequence[Any] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Any,
+        mode: str = "sample",
+        eps: Sequence[Any] | None = None,
+        sigmas: Sequence[tuple[Tensor, Tensor]] | None = None,
+    ) -> Tensor:
         """The network output for inputs x, with sampled (or mean, or fixed) weights.
 
         ``eps``: a list with one ``(weight_eps, bias_eps)`` per layer, or None.
+        ``sigmas``: each layer's ``sigmas()``, when computed once for several samples.
         """
         h = self.check_inputs(x)
         for i, layer in enumerate(self.layers):
-            h = layer(h, mode=mode, eps=None if eps is None else eps[i])
+            h = layer(
+                h,
+                mode=mode,
+                eps=None if eps is None else eps[i],
+                sigmas=None if sigmas is None else sigmas[i],
+            )
             if i < len(self.layers) - 1:
                 h = self._act(h)
         return h
@@ -317,8 +349,9 @@ class BayesianMLP(Module):
         y = self.likelihood.prepare(y, len(x), self.sizes[-1])
         log_q = log_prior = log_likelihood = None
         draws, outputs = [], []
+        sigmas = [layer.sigmas() for layer in self.layers]  # once, shared by the samples
         for s in range(n_samples):
-            output = self.forward(x, mode="sample", eps=None if eps is None else eps[s])
+            output = self.forward(x, "sample", None if eps is None else eps[s], sigmas)
             outputs.append(output)
             draws.append([(layer.weight_eps, layer.bias_eps) for layer in self.layers])
             with scope("likelihood"):
@@ -336,11 +369,12 @@ class BayesianMLP(Module):
                 log_prior = _named(log_prior / n_samples, "log_prior")
                 complexity = _named(log_q - log_prior, "complexity")
             else:
-                complexity = _named(_total(layer.kl() for layer in self.layers), "kl")
+                kls = (layer.kl(s) for layer, s in zip(self.layers, sigmas, strict=True))
+                complexity = _named(_total(kls), "kl")
             f = complexity_weight * complexity - log_likelihood
         result = BBBLoss.__new__(BBBLoss)
         result.data, result.record, result.requires_grad = f.data, f.record, f.requires_grad
-        result.grad, result.name, result._retain = None, "f", False
+        result.grad, result.name, result._retain, result.cut = None, "f", False, None
         result.log_q, result.log_prior = log_q, log_prior
         result.log_likelihood, result.complexity = log_likelihood, complexity
         result.complexity_weight, result.n_samples = complexity_weight, n_samples

@@ -8,10 +8,13 @@ Nothing here knows about Bayes by Backprop or drawing.
 from .anomaly import AnomalyError, detect_anomaly
 from .check import GradcheckError, gradcheck, gradgradcheck
 from .core import (
+    Cut,
+    Edge,
     Primitive,
     Record,
     ShapeError,
     Tensor,
+    adjoint_flow,
     enable_grad,
     grad,
     is_grad_enabled,
@@ -23,6 +26,9 @@ from .core import (
 from .primitives import PRIMITIVES, concatenate, stack, where
 
 __all__ = [
+    "Cut",
+    "Edge",
+    "adjoint_flow",
     "PRIMITIVES",
     "AnomalyError",
     "GradcheckError",

@@ -30,10 +30,11 @@ can be differentiated again.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -116,6 +117,16 @@ class Record:
 _scopes: list[str] = []
 
 
+class Cut(NamedTuple):
+    """Where a tensor was cut from the graph: by ``detach()`` or by an op under
+    ``no_grad()``. ``sources`` are weak references to the tensors it came from (weak, so a
+    cut tensor does not keep the old graph alive)."""
+
+    reason: str
+    op: str | None
+    sources: tuple
+
+
 class scope:
     """Context manager that names a group of ops (``with scope("layer1"): ...``).
 
@@ -188,7 +199,12 @@ class Primitive:
                     break
         if _state.anomaly:
             anomaly.check_forward(self, tensors, out, record)
-        return Tensor._make(out, record)
+        result = Tensor._make(out, record)
+        if not _state.grad_enabled:
+            cut_from = tuple(weakref.ref(t) for t in tensors if t.requires_grad)
+            if cut_from:  # remember, for drawings, that no_grad cut a gradient path here
+                result.cut = Cut("no_grad", self.name, cut_from)
+        return result
 
 
 def _shape_error(name: str, tensors: tuple, params: dict, error: Exception) -> ShapeError:
@@ -237,7 +253,7 @@ class Tensor:
     as dictionary keys.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "record", "_retain", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "record", "cut", "_retain", "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__
 
     def __init__(
@@ -260,6 +276,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.record = None
+        self.cut = None
         self._retain = False
 
     @staticmethod
@@ -271,6 +288,7 @@ class Tensor:
         t.requires_grad = record is not None
         t.name = None
         t.record = record
+        t.cut = None
         t._retain = False
         return t
 
@@ -353,7 +371,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor with the same data, cut from the graph (no grad flows through it)."""
-        return Tensor._make(self.data, None)
+        t = Tensor._make(self.data, None)
+        t.cut = Cut("detach", None, (weakref.ref(self),))
+        return t
 
     # --- operators ----------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -541,6 +561,29 @@ def tape(output: Tensor) -> list[Record]:
     return _reachable_records(output)[::-1]
 
 
+class Edge(NamedTuple):
+    """One gradient contribution of a reverse sweep: the VJP of ``record``'s op for its
+    input ``index``, given the output adjoint ``g``, gave ``contribution`` (already summed
+    back to the input's shape; ``summed`` says broadcasting made that necessary)."""
+
+    record: Record
+    index: int
+    g: np.ndarray
+    contribution: np.ndarray
+    summed: bool
+
+
+def adjoint_flow(output: Tensor, grad: Any = None) -> list[Edge]:
+    """Every contribution of a reverse sweep from ``output``, in the order computed.
+
+    Nothing is written to any ``.grad``. The contributions into a tensor add up to its
+    adjoint; drawings, trace tables and gradient attribution are built from this list.
+    """
+    edges: list[Edge] = []
+    _backprop(output, grad, False, (output,), set(), lambda *e: edges.append(Edge(*e)))
+    return edges
+
+
 def _sinks(records: list[Record], root: Tensor, wanted: Sequence[Tensor]) -> dict:
     """Non-leaf tensors whose adjoint must be handed out, by the record that made them:
     the ``wanted`` ones for ``grad()``, else those that asked for ``retain_grad()``."""
@@ -564,13 +607,15 @@ def _backprop(
     create_graph: bool,
     wanted: Sequence[Tensor],
     handed_out: set[int],
+    on_edge: Callable[..., None] | None = None,
 ) -> dict[Tensor, Any]:
     """Run the reverse sweep from ``root``; return the adjoint of every leaf reached.
 
     With ``wanted`` (used by ``grad()``), the adjoints of those tensors that are not leaves
     are returned too; otherwise intermediate tensors that asked for ``retain_grad()`` get
     theirs added to ``.grad``. ``handed_out`` collects the ids of arrays that must not
-    become a ``.grad`` without a copy (see ``_accumulate``).
+    become a ``.grad`` without a copy (see ``_accumulate``). ``on_edge(record, i, g, gi,
+    summed)`` is called for every contribution (see ``adjoint_flow``).
     """
     if not root.requires_grad:
         raise RuntimeError(
@@ -609,12 +654,15 @@ def _backprop(
                 if not t.requires_grad:
                     continue
                 gi = r.op.vjps[i](xp, g, out, *args, **r.params)
-                if gi.shape != t.data.shape:  # broadcasting summed this gradient
+                summed = gi.shape != t.data.shape
+                if summed:  # broadcasting summed this gradient
                     gi = xp.sum_to(gi, shape=t.data.shape)
                 if not create_graph and gi.dtype != t.data.dtype:
                     gi = gi.astype(t.data.dtype)
                 if _state.anomaly:
                     anomaly.check_backward(r, i, g, gi)
+                if on_edge is not None:
+                    on_edge(r, i, g, gi, summed)
                 if t.record is None:
                     leaves[t] = gi if t not in leaves else leaves[t] + gi
                 else:

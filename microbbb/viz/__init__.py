@@ -1,0 +1,26 @@
+"""Seeing the gradients: drawings of the graph, trace tables, backward replay, gradient-path
+attribution and per-node VJP checks.
+
+This package reads the engine's records (``tape``, ``adjoint_flow``); the engine never
+imports it, and nothing here changes any ``.grad``.
+"""
+
+from .attribution import Attribution, attribute, bbb_split
+from .check import GraphCheck, check_graph
+from .graph import build_graph, draw, save
+from .tables import Replay, TraceTable, replay, trace_table
+
+__all__ = [
+    "Attribution",
+    "GraphCheck",
+    "Replay",
+    "TraceTable",
+    "attribute",
+    "bbb_split",
+    "build_graph",
+    "check_graph",
+    "draw",
+    "replay",
+    "save",
+    "trace_table",
+]
