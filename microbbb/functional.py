@@ -156,14 +156,15 @@ def bernoulli_nll(logits: Tensor, y: Any, reduction: str = "sum") -> Tensor:
 
     Computed as softplus(l) - y * l, the same value without evaluating sigmoid.
     """
-    y = _array(y)
-    _check_same_shape("bernoulli_nll", "logits", logits, y)
-    if not np.isin(y, (0, 1)).all():
+    values = _array(y)
+    _check_same_shape("bernoulli_nll", "logits", logits, values)
+    if not np.isin(values, (0, 1)).all():
         raise ValueError(
             "bernoulli_nll: labels y must be 0 or 1; got values such as"
-            f" {np.unique(y[~np.isin(y, (0, 1))])[:5].tolist()}."
+            f" {np.unique(values[~np.isin(values, (0, 1))])[:5].tolist()}."
         )
-    return _reduce(softplus(logits) - y.astype(logits.dtype) * logits, reduction)
+    labels = y if isinstance(y, Tensor) else values.astype(logits.dtype)
+    return _reduce(softplus(logits) - labels * logits, reduction)
 
 
 def categorical_nll(logits: Tensor, y: Any, reduction: str = "sum") -> Tensor:

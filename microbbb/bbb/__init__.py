@@ -18,6 +18,17 @@ from .priors import GaussianPrior, ScaleMixturePrior
 from .pruning import prune, pruned_fraction, snr
 from .train import History, TrainingDiverged, fit, minibatch_weights, save_checkpoint
 
+
+def to_torch(model: BayesianMLP):  # noqa: ANN201 (torch is not imported here)
+    """The same model as a ``torch.nn.Module`` (see ``microbbb.bbb.torch_bridge``).
+
+    torch is imported only when this is called.
+    """
+    from .torch_bridge import to_torch as convert
+
+    return convert(model)
+
+
 __all__ = [
     "BBBLoss",
     "BayesianLinear",
@@ -39,4 +50,5 @@ __all__ = [
     "pruned_fraction",
     "save_checkpoint",
     "snr",
+    "to_torch",
 ]

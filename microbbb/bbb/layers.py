@@ -310,7 +310,7 @@ class BayesianMLP(Module):
         ``eps``: a list with one ``(weight_eps, bias_eps)`` per layer, or None.
         ``sigmas``: each layer's ``sigmas()``, when computed once for several samples.
         """
-        h = self.check_inputs(x)
+        h = tensor(self.check_inputs(x), name="x", dtype=self.dtype)
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,

@@ -112,7 +112,8 @@ class Gaussian:
 
     def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:
         """``sum_n log N(y_n; output_n, sigma^2)``."""
-        return F.normal_log_prob(y.astype(output.dtype), output, self.sigma).sum()
+        y = tensor(y, name="y", dtype=output.dtype)
+        return F.normal_log_prob(y, output, self.sigma).sum()
 
     def predictive(self, outputs: np.ndarray) -> RegressionPrediction:
         """From outputs of shape (S, N, D): mean, std and its two parts (D = 1 squeezed)."""
@@ -168,7 +169,7 @@ class Bernoulli:
 
     def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:
         """``-bernoulli_nll(logits, y)``, the logits being output[:, 0]."""
-        return -F.bernoulli_nll(output.reshape(-1), y)
+        return -F.bernoulli_nll(output.reshape(-1), tensor(y, name="y", dtype=output.dtype))
 
     def predictive(self, outputs: np.ndarray) -> ClassificationPrediction:
         """From logits of shape (S, N, 1): mean P(y = 1), entropy and its parts."""

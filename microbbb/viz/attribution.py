@@ -5,8 +5,9 @@ reached the parameter through each of its consumers. When the parameter only fee
 of single-use ops (``rho -> softplus -> sigma``), the split happens where that chain first
 branches (at ``sigma``), and each part is pulled back through the chain's VJPs (linear in
 the adjoint, so the parts still add up). Parts are labelled by op and scope, e.g.
-``"add in layer1"`` or ``"normal_log_prob in layer1/log_q"``; ``by="scope"`` groups by scope
-only. The parts sum to the parameter's gradient (to rounding).
+``"add #12 in layer1"`` (#12: the consumer's position on the tape); ``by="op"`` merges the
+consumers with the same op and scope (e.g. the Monte-Carlo samples), ``by="scope"`` groups
+by scope only. The parts sum to the parameter's gradient (to rounding).
 
 ``bbb_split(loss, layer)`` names the parts as in Blundell et al. (2015): for mu, the part
 through the sampled weights w (df/dw) and the direct part from log q (df/dmu); for rho, the
@@ -64,8 +65,8 @@ def _consumers(graph: Graph) -> dict[tuple, list[tuple[Record, int]]]:
 
 def attribute(output: Tensor, param: Tensor, by: str = "consumer", grad: Any = None) -> Attribution:
     """Split ``param``'s gradient by the path it took (see the module docstring)."""
-    if by not in ("consumer", "scope"):
-        raise ValueError(f"by must be 'consumer' or 'scope', got {by!r}")
+    if by not in ("consumer", "op", "scope"):
+        raise ValueError(f"by must be 'consumer', 'op' or 'scope', got {by!r}")
     graph = build_graph(output, grad)
     if not graph.edges:
         raise ValueError("attribute needs an output that requires grad (and grad= if not scalar)")
@@ -84,15 +85,19 @@ def attribute(output: Tensor, param: Tensor, by: str = "consumer", grad: Any = N
         chain.append(record)
         current = ("record", id(record))
 
+    positions = {id(r): n for n, r in enumerate(graph.records, start=1)}
     parts: dict[str, np.ndarray] = {}
     for record, i in consumers.get(current, []):
         flow = flows.get((id(record), i))
         if flow is None:
             continue
+        where = f" in {record.scope}" if record.scope else ""
         if by == "scope":
             label = record.scope or "(no scope)"
+        elif by == "op":
+            label = record.op.name + where
         else:
-            label = record.op.name + (f" in {record.scope}" if record.scope else "")
+            label = f"{record.op.name} #{positions[id(record)]}{where}"
         parts[label] = flow if label not in parts else parts[label] + flow
     for record in reversed(chain):  # pull every part back through the chain's VJPs
         index = next(i for i, t in enumerate(record.inputs) if t.requires_grad)
@@ -119,7 +124,7 @@ def bbb_split(loss: Tensor, layer: Any) -> dict[str, dict[str, np.ndarray]]:
     """
     result = {}
     for name in ("weight_mu", "bias_mu", "weight_rho", "bias_rho"):
-        split = attribute(loss, getattr(layer, name))
+        split = attribute(loss, getattr(layer, name), by="op")
         through_w = direct = None
         for label, part in split.parts.items():
             op = label.split(" in ")[0]

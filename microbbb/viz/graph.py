@@ -181,22 +181,22 @@ def _place_leaves(graph: Graph) -> None:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, digits: int = 4) -> str:
     if not math.isfinite(x):
         return str(x)
-    return f"{x:.4g}"
+    return f"{x:.{digits}g}"
 
 
-def summary(a: np.ndarray) -> str:
+def summary(a: np.ndarray, digits: int = 4) -> str:
     """The values when there are at most 4, else mean and range; NaN and inf counted."""
     a = np.asarray(a)
     if a.size <= 4:
-        values = ", ".join(_fmt(float(v)) for v in a.ravel())
+        values = ", ".join(_fmt(float(v), digits) for v in a.ravel())
         return values if a.ndim == 0 else f"[{values}]"
     finite = a[np.isfinite(a)]
     if finite.size:
-        low, high = _fmt(float(finite.min())), _fmt(float(finite.max()))
-        text = f"mean {_fmt(float(finite.mean()))} in [{low}, {high}]"
+        low, high = _fmt(float(finite.min()), digits), _fmt(float(finite.max()), digits)
+        text = f"mean {_fmt(float(finite.mean()), digits)} in [{low}, {high}]"
     else:
         text = "no finite value"
     bad = a.size - finite.size
@@ -210,7 +210,7 @@ def magnitude(a: np.ndarray) -> str:
         return _fmt(float(a.ravel()[0]))
     if not np.isfinite(a).all():
         return f"{int((~np.isfinite(a)).sum())} not finite"
-    return f"‖{_fmt(float(np.linalg.norm(a)))}‖"
+    return f"‖{_fmt(float(np.linalg.norm(a)), 3)}‖"
 
 
 def _finite(a: np.ndarray | None) -> bool:
@@ -224,9 +224,9 @@ def _tensor_label(node: TensorNode) -> str:
     lines = [title] if title else []
     kind = "" if node.kind in ("intermediate", "output") else node.kind + ", "
     lines.append(f"{kind}shape {tuple(node.value.shape)}")
-    lines.append(f"value {summary(node.value)}")
+    lines.append(f"value {summary(node.value, 3)}")
     if node.adjoint is not None:
-        lines.append(f"grad {summary(node.adjoint)}")
+        lines.append(f"grad {summary(node.adjoint, 3)}")
     return "\n".join(lines)
 
 
@@ -274,7 +274,7 @@ def draw(
     collapse: list[str] | tuple[str, ...] = (),
     color_by_grad: bool = False,
     legend: bool = True,
-    rankdir: str = "LR",
+    rankdir: str = "TB",
 ) -> graphviz.Digraph:
     """The graph behind ``output`` as a ``graphviz.Digraph`` (see the module docstring).
 
@@ -284,9 +284,15 @@ def draw(
     """
     graph = build_graph(output, grad)
     dot = graphviz.Digraph(
-        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"},
-        node_attr={"fontname": "Helvetica", "fontsize": "10"},
-        edge_attr={"fontname": "Helvetica", "fontsize": "9"},
+        graph_attr={
+            "rankdir": rankdir,
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "nodesep": "0.12",
+            "ranksep": "0.3",
+        },
+        node_attr={"fontname": "Helvetica", "fontsize": "9", "margin": "0.05,0.03"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "8"},
     )
     folded = _folded(graph, collapse)
     ids = {key: f"t{n}" for n, key in enumerate(graph.tensors)}

@@ -1,0 +1,1 @@
+"""Runnable demos (also behind the ``microbbb demo ...`` command)."""
