@@ -38,6 +38,7 @@ from .engine.primitives import (
     normal_log_prob,
     pow,
     relu,
+    reparameterize,
     sigmoid,
     sin,
     softplus,
@@ -52,8 +53,8 @@ __all__ = [
     "abs", "add", "bernoulli_nll", "broadcast_to", "categorical_nll", "clip", "concatenate",
     "cos", "div", "exp", "gaussian_nll", "log", "log1p", "log_sigmoid", "log_softmax",
     "logaddexp", "logsumexp", "matmul", "max", "mean", "mul", "neg", "normal_log_prob",
-    "pow", "relu", "reshape", "sigmoid", "sin", "softmax", "softplus", "sqrt", "stack",
-    "sub", "sum", "tanh", "transpose", "where",
+    "pow", "relu", "reparameterize", "reshape", "scale_mixture_log_prob", "sigmoid", "sin",
+    "softmax", "softplus", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "where",
 ]  # fmt: skip
 
 
@@ -95,6 +96,15 @@ def transpose(x: Any, axes: Any = None) -> Tensor:
 def clip(x: Any, low: float | None = None, high: float | None = None) -> Tensor:
     """Clamp to [low, high]; the gradient is zero where a value was clamped."""
     return _p.clip(x, low=low, high=high)
+
+
+def scale_mixture_log_prob(w: Any, pi: float, sigma1: float, sigma2: float) -> Tensor:
+    """$\\log[\\pi N(w; 0, \\sigma_1^2) + (1 - \\pi) N(w; 0, \\sigma_2^2)]$, elementwise.
+
+    One primitive (computed with logaddexp, finite for any w), so a prior costs one
+    record per weight tensor instead of six.
+    """
+    return _p.scale_mixture_log_prob(w, pi=float(pi), sigma1=float(sigma1), sigma2=float(sigma2))
 
 
 def log_sigmoid(x: Any) -> Tensor:

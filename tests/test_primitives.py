@@ -246,6 +246,12 @@ def torch_scatter_add(x, index, shape):
     return out
 
 
+def torch_scale_mixture_log_prob(w, pi, sigma1, sigma2):
+    wide = math.log(pi) + torch_normal_log_prob(w, 0.0, torch.tensor(sigma1, dtype=w.dtype))
+    narrow = math.log(1 - pi) + torch_normal_log_prob(w, 0.0, torch.tensor(sigma2, dtype=w.dtype))
+    return torch.logaddexp(wide, narrow)
+
+
 def torch_normal_log_prob(x, mu, sigma):
     return torch.distributions.Normal(mu, sigma, validate_args=False).log_prob(x)
 
@@ -275,6 +281,22 @@ SPECS: dict[str, Spec] = {
         mb.normal_log_prob,
         torch_normal_log_prob,
         (real, real, positive),
+        [Case(t) for t in BROADCAST_TRIPLES],
+    ),
+    "scale_mixture_log_prob": Spec(
+        F.scale_mixture_log_prob,
+        torch_scale_mixture_log_prob,
+        (real,),
+        [
+            Case(((3, 4),), {"pi": 0.5, "sigma1": 1.0, "sigma2": math.exp(-6)}, "paper"),
+            Case(((7,),), {"pi": 0.25, "sigma1": math.exp(-1), "sigma2": math.exp(-7)}),
+            Case(((),), {"pi": 0.75, "sigma1": 1.0, "sigma2": 0.1}),
+        ],
+    ),
+    "reparameterize": Spec(
+        mb.functional.reparameterize,
+        lambda mu, sigma, eps: mu + sigma * eps,
+        (real, positive, real),
         [Case(t) for t in BROADCAST_TRIPLES],
     ),
     # elementwise, one input

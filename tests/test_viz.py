@@ -237,7 +237,7 @@ def test_attribution_names_the_chain_for_rho():
     model, _, _, loss = small_bbb()
     split = attribute(loss, model.layers[0].weight_rho, by="op")
     assert split.chain == ["softplus"]
-    assert set(split.parts) == {"mul in layer1", "normal_log_prob in layer1/log_q"}
+    assert set(split.parts) == {"reparameterize in layer1", "normal_log_prob in layer1/log_q"}
 
 
 # --- per-node checks ------------------------------------------------------------------------------

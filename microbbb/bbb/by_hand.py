@@ -108,8 +108,8 @@ def log_prior_and_dw(w: np.ndarray, prior: Any) -> tuple[float, np.ndarray]:
     if hasattr(prior, "pi"):  # scale mixture
         a = math.log(prior.pi) + normal_log_prob(w, 0.0, prior.sigma1)
         b = math.log(1 - prior.pi) + normal_log_prob(w, 0.0, prior.sigma2)
-        r = sigmoid(a - b)  # responsibility of the wide component
-        dw = -w * (r / prior.sigma1**2 + (1 - r) / prior.sigma2**2)
+        r, one_minus_r = sigmoid(a - b), sigmoid(b - a)  # shares of the two components
+        dw = -w * (r / prior.sigma1**2 + one_minus_r / prior.sigma2**2)
         return float(np.logaddexp(a, b).sum()), dw
     s = prior.sigma
     return float(normal_log_prob(w, 0.0, s).sum()), -w / s**2

@@ -124,8 +124,12 @@ class BayesianLinear(Module):
             else:
                 weight_eps = tensor(self.weight_eps, name=f"{self.name}.weight_eps")
                 bias_eps = tensor(self.bias_eps, name=f"{self.name}.bias_eps")
-                weight = _named(self.weight_mu + weight_sigma * weight_eps, f"{self.name}.weight")
-                bias = _named(self.bias_mu + bias_sigma * bias_eps, f"{self.name}.bias")
+                weight = F.reparameterize(self.weight_mu, weight_sigma, weight_eps)
+                bias = F.reparameterize(self.bias_mu, bias_sigma, bias_eps)
+                weight, bias = (
+                    _named(weight, f"{self.name}.weight"),
+                    _named(bias, f"{self.name}.bias"),
+                )
             if self.weight_mask is not None:
                 weight = _named(weight * self.weight_mask, f"{self.name}.weight_pruned")
         self.weight, self.bias = weight, bias

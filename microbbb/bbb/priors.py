@@ -4,7 +4,8 @@
 - ``ScaleMixturePrior(pi, sigma1, sigma2)`` (Blundell et al. 2015, eq. 7):
   ``log P(w) = sum_j log[pi N(w_j; 0, sigma1^2) + (1 - pi) N(w_j; 0, sigma2^2)]``, computed
   as ``logaddexp(log pi + log N1, log(1 - pi) + log N2)`` so that neither component has to
-  be exponentiated: finite for |w| up to 1e3 and beyond, with no density floor added.
+  be exponentiated: finite for |w| up to 1e3 and beyond, with no density floor added. It is
+  one primitive, ``scale_mixture_log_prob``, whose VJP is in the derivative table.
 
 The default prior is the scale mixture with pi = 0.5, sigma1 = 1, sigma2 = exp(-6), inside
 the paper's grid (pi in {1/4, 1/2, 3/4}, -log sigma1 in {0, 1, 2}, -log sigma2 in {6, 7, 8}).
@@ -62,9 +63,7 @@ class ScaleMixturePrior:
 
     def log_prob(self, w: Tensor) -> Tensor:
         """``sum_j logaddexp(log pi + log N(w_j; 0, s1^2), log(1-pi) + log N(w_j; 0, s2^2))``."""
-        wide = F.normal_log_prob(w, 0.0, self.sigma1) + math.log(self.pi)
-        narrow = F.normal_log_prob(w, 0.0, self.sigma2) + math.log(1 - self.pi)
-        return F.logaddexp(wide, narrow).sum()
+        return F.scale_mixture_log_prob(w, self.pi, self.sigma1, self.sigma2).sum()
 
     def config(self) -> dict[str, Any]:
         """A JSON-able description (for saving models)."""

@@ -199,6 +199,23 @@ def _normal_log_prob(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.nda
     return -0.5 * z * z - np.log(sigma) - HALF_LOG_2PI
 
 
+def _scale_mixture_log_prob(w: np.ndarray, pi: float, sigma1: float, sigma2: float) -> np.ndarray:
+    # Python floats for the constants: a numpy float64 scalar would upcast float32 weights
+    wide = (math.log(pi) - math.log(sigma1) - HALF_LOG_2PI) - 0.5 * (w / sigma1) ** 2
+    narrow = (math.log(1 - pi) - math.log(sigma2) - HALF_LOG_2PI) - 0.5 * (w / sigma2) ** 2
+    return np.logaddexp(wide, narrow)
+
+
+def _mixture_vjp(xp: Any, g: Any, out: Any, w: Any, pi: float, sigma1: float, sigma2: float):
+    # r = pi N1 / (pi N1 + (1 - pi) N2), the share of the wide component, is a sigmoid of
+    # z = log(pi N1) - log((1 - pi) N2) = c0 + c1 w^2; then d/dw log P = -w (r/s1^2 + (1-r)/s2^2)
+    # with 1 - r = sigmoid(-z): no cancellation when r is close to 1
+    c0 = math.log(pi / (1 - pi)) + math.log(sigma2 / sigma1)
+    c1 = 0.5 * (1 / sigma2**2 - 1 / sigma1**2)
+    z = c0 + c1 * (w * w)
+    return -g * w * (xp.sigmoid(z) / sigma1**2 + xp.sigmoid(-z) / sigma2**2)
+
+
 def _concat_vjp(i: int, xp: Any, g: Any, out: Any, *xs: Any, axis: int) -> Any:
     axis = axis % g.ndim
     start = builtins.sum(x.shape[axis] for x in xs[:i])
@@ -244,6 +261,14 @@ normal_log_prob = primitive("normal_log_prob", _normal_log_prob,
     lambda xp, g, out, x, mu, sigma: g * (((x - mu) / sigma) ** 2 - 1) / sigma,
     rules=("-g * (x-mu)/sigma**2", "g * (x-mu)/sigma**2",
            "g * (((x-mu)/sigma)**2 - 1)/sigma"))
+scale_mixture_log_prob = primitive("scale_mixture_log_prob", _scale_mixture_log_prob,
+    _mixture_vjp,
+    rules=("-g * w * (r/sigma1**2 + (1-r)/sigma2**2), r = share of sigma1",))
+reparameterize = primitive("reparameterize", lambda mu, sigma, eps: mu + sigma * eps,
+    lambda xp, g, out, mu, sigma, eps: g,
+    lambda xp, g, out, mu, sigma, eps: g * eps,
+    lambda xp, g, out, mu, sigma, eps: g * sigma,
+    rules=("g", "g * eps", "g * sigma"))
 
 # elementwise, one input
 
