@@ -177,12 +177,11 @@ class Primitive:
 
     def __call__(self, *inputs: Any, **params: Any) -> Tensor:
         """Run the forward on the inputs' data; record it if any input requires grad."""
-        dtype = None
+        tensors = inputs
         for a in inputs:
-            if isinstance(a, Tensor):
-                dtype = a.data.dtype
+            if type(a) is not Tensor and not isinstance(a, Tensor):  # wrap numbers, arrays
+                tensors = _as_tensors(inputs)
                 break
-        tensors = tuple(a if isinstance(a, Tensor) else _constant(a, dtype) for a in inputs)
         try:
             out = self.forward(*[t.data for t in tensors], **params)
         except ShapeError:
@@ -219,6 +218,12 @@ def _shape_error(name: str, tensors: tuple, params: dict, error: Exception) -> S
             " or fix the shape that is wrong."
         )
     return ShapeError(f"{text}. numpy said: {error}")
+
+
+def _as_tensors(inputs: tuple) -> tuple:
+    """Inputs as tensors: numbers and arrays become constants of the first tensor's dtype."""
+    dtype = next((a.data.dtype for a in inputs if isinstance(a, Tensor)), None)
+    return tuple(a if isinstance(a, Tensor) else _constant(a, dtype) for a in inputs)
 
 
 def _constant(value: Any, dtype: np.dtype | None) -> Tensor:
@@ -636,16 +641,18 @@ def _backprop(
     adjoint: dict[Record, Any] = {root.record: g}
     sinks = _sinks(records, root, wanted)
 
+    check = _state.anomaly
     with enable_grad() if create_graph else no_grad():
         for r in records:
             g = adjoint.pop(r, None)
             if g is None:
                 continue
-            for t in sinks.get(r, ()):
-                if wanted:
-                    leaves[t] = g
-                else:
-                    _accumulate(t, g, create_graph, handed_out)
+            if sinks and r in sinks:
+                for t in sinks[r]:
+                    if wanted:
+                        leaves[t] = g
+                    else:
+                        _accumulate(t, g, create_graph, handed_out)
             if create_graph:
                 out, args = Tensor._make(r.out, r), r.inputs
             else:
@@ -659,7 +666,7 @@ def _backprop(
                     gi = xp.sum_to(gi, shape=t.data.shape)
                 if not create_graph and gi.dtype != t.data.dtype:
                     gi = gi.astype(t.data.dtype)
-                if _state.anomaly:
+                if check:
                     anomaly.check_backward(r, i, g, gi)
                 if on_edge is not None:
                     on_edge(r, i, g, gi, summed)

@@ -58,9 +58,9 @@ class EachInput:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: never exp of a large number
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    # 1 / (1 + e^-x) = exp(-log(1 + e^-x)) = exp(-logaddexp(0, -x)): never exp of a large
+    # positive number, accurate to the last digits for very negative x too
+    return np.exp(-np.logaddexp(0.0, -x))
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
