@@ -35,23 +35,23 @@ class Module:
     """Base class: ``parameters()`` finds every trainable tensor inside, in order."""
 
     def parameters(self) -> list[Tensor]:
-        """The tensors with ``requires_grad=True`` held by this module and its children."""
-        found: list[Tensor] = []
-        for value in vars(self).values():
-            for item in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(item, Tensor) and item.requires_grad:
-                    found.append(item)
-                elif isinstance(item, Module):
-                    found.extend(item.parameters())
-        return found
+        """The trainable tensors held by this module and its children (see
+        ``named_parameters``)."""
+        return [t for _, t in self.named_parameters()]
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every parameter, e.g. ``layers.0.weight_mu``."""
+        """(dotted name, tensor) for every parameter, e.g. ``layers.0.weight_mu``.
+
+        A parameter is a leaf tensor with ``requires_grad=True`` held as a public attribute
+        (or in a list of them); tensors computed in a forward pass are not parameters.
+        """
         for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
             items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
             for i, item in items:
                 name = f"{prefix}{key}" + (f".{i}" if i is not None else "")
-                if isinstance(item, Tensor) and item.requires_grad:
+                if isinstance(item, Tensor) and item.requires_grad and item.is_leaf:
                     yield name, item
                 elif isinstance(item, Module):
                     yield from item.named_parameters(name + ".")

@@ -202,3 +202,21 @@ def test_float32_model_stays_float32():
     loss.backward()
     assert {r.out.dtype for r in mb.tape(loss)} == {np.dtype(np.float32)}
     assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+
+
+def test_a_rho_of_the_wrong_shape_is_refused_not_broadcast():
+    layer = BayesianLinear(3, 32, rng=np.random.default_rng(0))
+    layer.bias_rho = mb.tensor(np.full(1, -5.0), requires_grad=True)  # one rho for 32 biases
+    with pytest.raises(ValueError, match=r"bias_rho has shape \(1,\) but bias_mu has shape"):
+        layer(X)
+
+
+def test_parameters_are_the_leaves_only_even_after_a_forward_pass():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(1.0, learn_sigma=True), seed=0)
+    model(X)  # leaves sampled w, sigma tensors on the layers
+    names = [name for name, _ in model.named_parameters()]
+    assert names == [f"layers.{i}.{k}" for i in range(2)
+                     for k in ("weight_mu", "weight_rho", "bias_mu", "bias_rho")] + [
+        "likelihood.noise_rho"
+    ]  # fmt: skip
+    assert [id(p) for p in model.parameters()] == [id(p) for _, p in model.named_parameters()]

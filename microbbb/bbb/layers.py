@@ -20,7 +20,7 @@ shared by every row of the batch. The hidden units are the n_out of the hidden l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,14 @@ class BayesianLinear(Module):
     # --- sampling -------------------------------------------------------------------------
     def sigmas(self) -> tuple[Tensor, Tensor]:
         """sigma = softplus(rho) for the weights and the biases (recorded tensors)."""
+        for kind in ("weight", "bias"):
+            mu, rho = getattr(self, f"{kind}_mu"), getattr(self, f"{kind}_rho")
+            if rho.shape != mu.shape:
+                raise ValueError(
+                    f"{self.name}: {kind}_rho has shape {rho.shape} but {kind}_mu has shape"
+                    f" {mu.shape}: every weight needs its own rho. A smaller rho would be"
+                    " broadcast, silently sharing one sigma between many weights."
+                )
         with scope(self.name):
             weight_sigma = _named(F.softplus(self.weight_rho), f"{self.name}.weight_sigma")
             bias_sigma = _named(F.softplus(self.bias_rho), f"{self.name}.bias_sigma")
@@ -276,12 +284,14 @@ class BayesianMLP(Module):
             for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         ]
 
-    def parameters(self) -> list[Tensor]:
-        """mu and rho of every layer (weights, then biases), then likelihood parameters."""
-        params = []
-        for layer in self.layers:
-            params += [layer.weight_mu, layer.weight_rho, layer.bias_mu, layer.bias_rho]
-        return params + self.likelihood.parameters()
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """mu and rho of every layer (``layers.0.weight_mu``, ...), then the likelihood's
+        (``likelihood.noise_rho`` when the noise is learned)."""
+        for i, layer in enumerate(self.layers):
+            for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
+                yield f"{prefix}layers.{i}.{name}", getattr(layer, name)
+        for t in self.likelihood.parameters():
+            yield f"{prefix}likelihood.{t.name}", t
 
     # --- forward ----------------------------------------------------------------------------
     def check_inputs(self, x: Any) -> np.ndarray:

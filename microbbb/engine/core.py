@@ -215,7 +215,7 @@ def _shape_error(name: str, tensors: tuple, params: dict, error: Exception) -> S
         text += (
             ". Broadcasting compares shapes from the right: each pair of sizes must be"
             " equal or one of them 1. Reshape an input (for example y.reshape(-1, 1))"
-            " or fix the shape that is wrong."
+            " or fix the shape that is wrong"
         )
     return ShapeError(f"{text}. numpy said: {error}")
 
