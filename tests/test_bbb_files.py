@@ -148,3 +148,20 @@ def test_pruning_survives_save_and_load(tmp_path):
     pruned = prune(_model(), 0.5)
     pruned.save(tmp_path / "pruned.npz")
     assert pruned_fraction(BayesianMLP.load(tmp_path / "pruned.npz")) == 0.5
+
+
+def test_prune_after_a_mean_mode_pass():
+    model = _model()
+    model.predict(X, mode="mean")  # layer.weight is then mu itself
+    pruned = prune(model, 0.5)
+    assert pruned_fraction(pruned) == 0.5
+    assert model.layers[0].weight_mu is not None and model.layers[0].weight_mask is None
+
+
+def test_a_loaded_model_samples_like_the_saved_one(tmp_path):
+    model = _model()
+    model.save(tmp_path / "model.npz")
+    loaded = BayesianMLP.load(tmp_path / "model.npz")
+    a = model.predict(X, n_samples=5)
+    b = loaded.predict(X, n_samples=5)
+    np.testing.assert_array_equal(a.mean, b.mean)  # same generator state, same eps

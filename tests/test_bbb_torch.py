@@ -83,3 +83,24 @@ def test_importing_microbbb_does_not_import_torch():
     code = "import sys, microbbb, microbbb.bbb, microbbb.viz; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_pruned_model_in_torch_keeps_its_zeros():
+    from microbbb.bbb import prune
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((20, 3)), rng.integers(0, 3, 20)
+    model = prune(BayesianMLP([3, 6, 3], likelihood=Categorical(), seed=0, rho_init=-2.0), 0.5)
+    loss = model.loss(x, y)
+    f, _ = to_torch(model).loss(x, y, eps=loss.eps)
+    assert f.item() == pytest.approx(loss.item(), rel=1e-10)
+
+
+def test_the_torch_model_follows_its_parameters_device_and_takes_numpy():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(0.5), seed=0)
+    twin = to_torch(model)
+    x = np.ones((2, 3))
+    assert twin(x).shape == (2, 1)  # numpy input
+    meta = to_torch(model).to("meta")  # a device other than the CPU, without a GPU
+    f, _ = meta.loss(x, np.zeros(2))
+    assert f.device.type == "meta"

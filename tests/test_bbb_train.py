@@ -154,3 +154,11 @@ def test_progress_bar_only_on_a_terminal_and_when_asked(
     err = capsys.readouterr().err
     assert ("epoch 3/3 [" in err and "loss" in err and "acc" in err) == shown
     assert shown or err == ""
+
+
+def test_history_adds_up_to_the_objective():
+    x, y = _small()
+    model = BayesianMLP([4, 5, 3], likelihood=Categorical(), seed=0)
+    history = fit(model, x, y, epochs=3, batch_size=8, kl_scheme="blundell", progress=False)
+    for loss, complexity, nll in zip(history.loss, history.complexity, history.nll, strict=True):
+        assert loss == pytest.approx(complexity + nll, rel=1e-12)  # weighted: sum_i pi_i = 1

@@ -263,3 +263,21 @@ def test_check_graph_points_at_the_wrong_vjp():
     assert [c.record.op.name for c in report.failures] == ["wrong_square"]
     assert report.failures[0].position == 3  # exp, sin, then the wrong op
     assert "BAD #3 wrong_square" in str(report)
+
+
+def test_bbb_split_with_the_closed_form_kl():
+    from microbbb.bbb import GaussianPrior
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 2)), rng.standard_normal(5)
+    model = BayesianMLP([2, 3, 1], likelihood=Gaussian(0.5), prior=GaussianPrior(1.0), seed=0,
+                        rho_init=-3.0)  # fmt: skip
+    loss = model.loss(x, y, kl="closed_form")
+    loss.backward()
+    hand = by_hand.for_model(model, x, y, loss.eps, kl="closed_form")
+    split = bbb_split(loss, model.layers[0])
+    np.testing.assert_allclose(split["weight_mu"]["direct"], hand.terms[0]["weight"]["df_dmu"],
+                               rtol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(split["weight_rho"]["direct"], hand.terms[0]["weight"]["df_drho"],
+                               rtol=1e-10)  # fmt: skip
+    assert np.abs(split["weight_mu"]["direct"]).max() > 0

@@ -40,6 +40,8 @@ def model_metadata(model: BayesianMLP) -> dict[str, Any]:
         "dtype": str(model.dtype),
         "rho_init": model.rho_init,
         "mu_init": model.mu_init,
+        "seed": model.seed,
+        "rng": model.rng.bit_generator.state,  # so sampling after load continues the same
     }
 
 
@@ -129,4 +131,9 @@ def load(path: str | os.PathLike) -> BayesianMLP:
     arrays, meta = load_arrays(path, FORMAT)
     model = model_from_metadata(meta)
     set_model_arrays(model, arrays)
+    try:
+        model.seed = meta.get("seed")
+        model.rng.bit_generator.state = meta["rng"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: the saved random generator is invalid ({error})") from error
     return model

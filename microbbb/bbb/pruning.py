@@ -34,8 +34,10 @@ def prune(model: BayesianMLP, fraction: float) -> BayesianMLP:
     # copy everything but the last forward pass's graph (sampled w, sigma), which is stale
     memo: dict = {}
     for layer in model.layers:
-        for stale in (layer.weight, layer.bias, layer._sigmas):
-            memo[id(stale)] = None
+        for stale in (layer.weight, layer.bias, *(layer._sigmas or ())):
+            if stale is not None and stale.record is not None:  # not mu itself (mode="mean")
+                memo[id(stale)] = None
+        memo[id(layer._sigmas)] = None
     pruned = copy.deepcopy(model, memo)
     start = 0
     for layer, ratio in zip(pruned.layers, ratios, strict=True):

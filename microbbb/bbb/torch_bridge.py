@@ -28,7 +28,8 @@ ACTIVATIONS = {
 
 def _normal_log_prob(x: torch.Tensor, mu: Any, sigma: Any) -> torch.Tensor:
     z = (x - mu) / sigma
-    return -0.5 * z * z - torch.log(torch.as_tensor(sigma, dtype=x.dtype)) - HALF_LOG_2PI
+    log_sigma = torch.log(sigma) if torch.is_tensor(sigma) else math.log(sigma)
+    return -0.5 * z * z - log_sigma - HALF_LOG_2PI
 
 
 class TorchBayesianMLP(torch.nn.Module):
@@ -47,6 +48,8 @@ class TorchBayesianMLP(torch.nn.Module):
             for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
                 value = torch.tensor(getattr(layer, name).data, dtype=dtype)
                 setattr(module, name, torch.nn.Parameter(value))
+            mask = layer.weight_mask  # pruned weights stay exactly zero, as in microbbb
+            module.register_buffer("weight_mask", None if mask is None else torch.tensor(mask))
             self.layers.append(module)
         self.noise_rho = None
         if self.likelihood.get("learn_sigma"):
@@ -67,7 +70,7 @@ class TorchBayesianMLP(torch.nn.Module):
             if self.noise_rho is not None:
                 sigma = torch.nn.functional.softplus(self.noise_rho)
             else:
-                sigma = torch.tensor(self.likelihood["sigma"], dtype=out.dtype)
+                sigma = torch.tensor(self.likelihood["sigma"], dtype=out.dtype, device=out.device)
             return _normal_log_prob(y.reshape(out.shape), out, sigma).sum()
         if kind == "Bernoulli":
             logit = out[:, 0]
@@ -75,9 +78,15 @@ class TorchBayesianMLP(torch.nn.Module):
         log_p = torch.log_softmax(out, dim=1)
         return log_p[torch.arange(len(y)), y.long()].sum()
 
-    def forward(self, x: torch.Tensor, eps: list | None = None) -> torch.Tensor:
+    def _as_input(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """x as a tensor on the parameters' device (numpy arrays are welcome)."""
+        like = self.layers[0].weight_mu
+        value = x if torch.is_tensor(x) else np.asarray(x)
+        return torch.as_tensor(value, dtype=dtype or like.dtype, device=like.device)
+
+    def forward(self, x: Any, eps: list | None = None) -> torch.Tensor:
         """The output for one weight sample (eps[l] = (weight_eps, bias_eps), or drawn)."""
-        return self._sample(x, eps)[0]
+        return self._sample(self._as_input(x), eps)[0]
 
     def _sample(self, x: torch.Tensor, eps: list | None) -> tuple[torch.Tensor, list]:
         act = ACTIVATIONS[self.activation]
@@ -86,13 +95,14 @@ class TorchBayesianMLP(torch.nn.Module):
             ws = []
             for k, name in enumerate(("weight", "bias")):
                 mu, rho = getattr(layer, f"{name}_mu"), getattr(layer, f"{name}_rho")
-                e = (
-                    torch.randn_like(mu)
-                    if eps is None
-                    else torch.as_tensor(eps[i][k], dtype=mu.dtype)
-                )
+                if eps is None:
+                    e = torch.randn_like(mu)
+                else:
+                    e = torch.as_tensor(eps[i][k], dtype=mu.dtype, device=mu.device)
                 sigma = torch.nn.functional.softplus(rho)
                 ws.append((mu + sigma * e, mu, sigma))
+            if layer.weight_mask is not None:
+                ws[0] = (ws[0][0] * layer.weight_mask, *ws[0][1:])
             sampled.extend(ws)
             h = h @ ws[0][0] + ws[1][0]
             if i < len(self.layers) - 1:
@@ -108,10 +118,8 @@ class TorchBayesianMLP(torch.nn.Module):
         eps: list | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """f averaged over samples, and its parts (log_q, log_prior, log_likelihood)."""
-        dtype = self.layers[0].weight_mu.dtype
-        x = torch.as_tensor(np.asarray(x), dtype=dtype)
-        y_dtype = torch.long if self.likelihood["type"] == "Categorical" else dtype
-        y = torch.as_tensor(np.asarray(y), dtype=y_dtype)
+        x = self._as_input(x)
+        y = self._as_input(y, torch.long if self.likelihood["type"] == "Categorical" else None)
         totals = {"log_q": 0.0, "log_prior": 0.0, "log_likelihood": 0.0}
         for s in range(n_samples):
             out, sampled = self._sample(x, None if eps is None else eps[s])

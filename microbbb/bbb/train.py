@@ -56,10 +56,11 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass
 class History:
-    """Per-epoch means over minibatches: ``loss`` (f), ``complexity`` (log q - log P, or
-    KL), ``nll`` (-log P(D | w)), and ``accuracy`` (classification) or ``rmse``
-    (regression) of the sampled network on the training batches. ``interrupted`` is True
-    when Ctrl-C ended training early."""
+    """Per epoch, summed over its M minibatches (so each is an estimate for the whole data):
+    ``complexity`` = sum_i pi_i (log q - log P(w)) (or the KL), ``nll`` = -log P(D | w),
+    ``loss`` = complexity + nll (the objective F of the paper); and ``accuracy``
+    (classification) or ``rmse`` (regression) of the sampled network on the training
+    batches. ``interrupted`` is True when Ctrl-C ended training early."""
 
     loss: list[float] = field(default_factory=list)
     complexity: list[float] = field(default_factory=list)
@@ -157,7 +158,8 @@ def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:
         score = float(((output[:, 0] > 0) == (yb > 0.5)).sum())
     else:
         score = float((output.argmax(axis=1) == yb).sum())
-    return np.array([loss.item(), loss.complexity.item(), -loss.log_likelihood.item(), score])
+    complexity = loss.complexity_weight * loss.complexity.item()  # pi_i (log q - log P)
+    return np.array([loss.item(), complexity, -loss.log_likelihood.item(), score])
 
 
 def _record_epoch(history: History, model: BayesianMLP, sums: np.ndarray, n: int, m: int):

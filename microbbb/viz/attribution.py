@@ -120,7 +120,7 @@ def bbb_split(loss: Tensor, layer: Any) -> dict[str, dict[str, np.ndarray]]:
     Returns, for "weight_mu", "bias_mu": {"through_w": df/dw, "direct": df/dmu}; for
     "weight_rho", "bias_rho": {"through_w": df/dw * eps * sigmoid(rho), "direct": df/drho};
     each with "total" (the gradient). Works with several Monte-Carlo samples (the parts
-    of every sample are added).
+    of every sample are added) and with the closed-form KL (then "direct" is its gradient).
     """
     result = {}
     for name in ("weight_mu", "bias_mu", "weight_rho", "bias_rho"):
@@ -128,10 +128,10 @@ def bbb_split(loss: Tensor, layer: Any) -> dict[str, dict[str, np.ndarray]]:
         through_w = direct = None
         for label, part in split.parts.items():
             op = label.split(" in ")[0]
-            if "log_q" in label or op == "normal_log_prob":
-                direct = part if direct is None else direct + part
-            else:  # mu: the add of w = mu + sigma * eps; sigma: the mul sigma * eps
+            if op == "reparameterize":  # w = mu + sigma * eps: the pathwise part
                 through_w = part if through_w is None else through_w + part
+            else:  # log q (kl="mc") or the closed-form KL: the direct part
+                direct = part if direct is None else direct + part
         zeros = np.zeros_like(split.total)
         result[name] = {
             "through_w": zeros if through_w is None else through_w,
