@@ -130,7 +130,7 @@ def run(
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(history.loss, label="loss f")
     ax.plot(history.nll, label="-log P(D|w)")
-    ax.plot(history.complexity, label="log q - log P(w)")
+    ax.plot(history.complexity, label="complexity: sum_i pi_i (log q - log P(w))")
     ax.set_yscale("symlog")
     ax.set_xlabel("epoch")
     ax.set_ylabel("per epoch (sum over minibatches)")
