@@ -57,14 +57,32 @@ class EachInput:
 # --- forward helpers ----------------------------------------------------------------------
 
 
+# The forwards below work in place on their own temporaries: on large weight tensors the
+# time goes into new arrays and into np.logaddexp, which numpy does not vectorise.
+
+
+def _exp_minus_abs(x: np.ndarray) -> np.ndarray:
+    e = np.abs(x, out=np.empty_like(x))  # explicit out=: a 0-d result stays an array
+    np.negative(e, out=e)
+    return np.exp(e, out=e)  # e^-|x| in (0, 1]: never overflows
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # 1 / (1 + e^-x) = exp(-log(1 + e^-x)) = exp(-logaddexp(0, -x)): never exp of a large
-    # positive number, accurate to the last digits for very negative x too
-    return np.exp(-np.logaddexp(0.0, -x))
+    # sigmoid(|x|) = 1 / (1 + e^-|x|) and sigmoid(-|x|) = e^-|x| / (1 + e^-|x|): no exp of a
+    # large number, and full relative accuracy for very negative x too
+    e = _exp_minus_abs(x)
+    d = np.add(e, 1.0, out=np.empty_like(e))
+    np.divide(1.0, d, out=d)
+    e *= d
+    return np.where(x >= 0, d, e)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0, x)  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): softplus(1000) = 1000, softplus(-1000) = 0
+    e = _exp_minus_abs(x)
+    np.log1p(e, out=e)
+    e += np.maximum(x, 0.0)
+    return e
 
 
 def _keepdims_shape(shape: tuple, axis: Any) -> tuple:
@@ -200,10 +218,15 @@ def _normal_log_prob(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.nda
 
 
 def _scale_mixture_log_prob(w: np.ndarray, pi: float, sigma1: float, sigma2: float) -> np.ndarray:
-    # Python floats for the constants: a numpy float64 scalar would upcast float32 weights
-    wide = (math.log(pi) - math.log(sigma1) - HALF_LOG_2PI) - 0.5 * (w / sigma1) ** 2
-    narrow = (math.log(1 - pi) - math.log(sigma2) - HALF_LOG_2PI) - 0.5 * (w / sigma2) ** 2
-    return np.logaddexp(wide, narrow)
+    # log pi N1 and log (1 - pi) N2, then logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|).
+    # Python floats for the constants: a numpy float64 scalar would upcast float32 weights.
+    w2 = np.multiply(w, w, out=np.empty_like(w))
+    wide = np.multiply(w2, -0.5 / sigma1**2, out=np.empty_like(w2))
+    wide += math.log(pi) - math.log(sigma1) - HALF_LOG_2PI
+    narrow = np.multiply(w2, -0.5 / sigma2**2, out=w2)
+    narrow += math.log(1 - pi) - math.log(sigma2) - HALF_LOG_2PI
+    gap = np.log1p(_exp_minus_abs(wide - narrow))
+    return np.maximum(wide, narrow, out=wide) + gap
 
 
 def _mixture_vjp(xp: Any, g: Any, out: Any, w: Any, pi: float, sigma1: float, sigma2: float):
