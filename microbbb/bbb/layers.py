@@ -324,7 +324,7 @@ class BayesianMLP(Module):
         ``eps``: a list with one ``(weight_eps, bias_eps)`` per layer, or None.
         ``sigmas``: each layer's ``sigmas()``, when computed once for several samples.
         """
-        h = tensor(self.check_inputs(x), name="x", dtype=self.dtype)
+        h = _named(Tensor._make(self.check_inputs(x), None), "x")  # checked: no copy needed
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -377,15 +377,19 @@ class BayesianMLP(Module):
                 log_q = lq if log_q is None else log_q + lq
                 log_prior = lp if log_prior is None else log_prior + lp
         with scope("loss"):
-            log_likelihood = _named(log_likelihood / n_samples, "log_likelihood")
+            if n_samples > 1:  # the Monte-Carlo average
+                log_likelihood = log_likelihood / n_samples
+                log_q = log_q / n_samples if log_q is not None else None
+                log_prior = log_prior / n_samples if log_prior is not None else None
+            log_likelihood = _named(log_likelihood, "log_likelihood")
             if kl == "mc":
-                log_q = _named(log_q / n_samples, "log_q")
-                log_prior = _named(log_prior / n_samples, "log_prior")
+                log_q, log_prior = _named(log_q, "log_q"), _named(log_prior, "log_prior")
                 complexity = _named(log_q - log_prior, "complexity")
             else:
                 kls = (layer.kl(s) for layer, s in zip(self.layers, sigmas, strict=True))
                 complexity = _named(_total(kls), "kl")
-            f = complexity_weight * complexity - log_likelihood
+            weighted = complexity if complexity_weight == 1 else complexity_weight * complexity
+            f = weighted - log_likelihood
         result = BBBLoss.__new__(BBBLoss)
         result.data, result.record, result.requires_grad = f.data, f.record, f.requires_grad
         result.grad, result.name, result._retain, result.cut = None, "f", False, None

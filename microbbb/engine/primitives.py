@@ -67,9 +67,14 @@ def _exp_minus_abs(x: np.ndarray) -> np.ndarray:
     return np.exp(e, out=e)  # e^-|x| in (0, 1]: never overflows
 
 
+SMALL = 4096  # below this many elements, fewer numpy calls beat fewer passes over memory
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # sigmoid(|x|) = 1 / (1 + e^-|x|) and sigmoid(-|x|) = e^-|x| / (1 + e^-|x|): no exp of a
     # large number, and full relative accuracy for very negative x too
+    if x.size < SMALL:
+        return np.exp(-np.logaddexp(0.0, -x))  # the same value in two calls
     e = _exp_minus_abs(x)
     d = np.add(e, 1.0, out=np.empty_like(e))
     np.divide(1.0, d, out=d)
@@ -79,6 +84,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): softplus(1000) = 1000, softplus(-1000) = 0
+    if x.size < SMALL:
+        return np.logaddexp(0.0, x)  # the same value in one call
     e = _exp_minus_abs(x)
     np.log1p(e, out=e)
     e += np.maximum(x, 0.0)
@@ -95,6 +102,18 @@ def _keepdims_shape(shape: tuple, axis: Any) -> tuple:
 
 def _reduced_size(shape: tuple, axis: Any) -> int:
     return math.prod(shape) // math.prod(_keepdims_shape(shape, axis))
+
+
+def _broadcast_to(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """np.broadcast_to: a read-only view. A single value (the VJP of a full sum) is
+    broadcast by building the zero-stride view directly, 10x faster than numpy's helper."""
+    if x.shape == shape:
+        return x
+    if x.size == 1:
+        view = np.ndarray(shape, x.dtype, np.ascontiguousarray(x), strides=(0,) * len(shape))
+        view.flags.writeable = False
+        return view
+    return np.broadcast_to(x, shape)
 
 
 def _sum_to(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -367,7 +386,7 @@ reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape),
 transpose = primitive("transpose", lambda x, axes: np.transpose(x, axes),
     lambda xp, g, out, x, axes: xp.transpose(g, axes=_inverse_permutation(axes, x.ndim)),
     rules=("transpose(g, inverse of axes)",))
-broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+broadcast_to = primitive("broadcast_to", _broadcast_to,
     lambda xp, g, out, x, shape: xp.sum_to(g, shape=x.shape),
     rules=("sum_to(g, x.shape)",))
 sum_to = primitive("sum_to", _sum_to,
