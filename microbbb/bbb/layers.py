@@ -116,8 +116,8 @@ class BayesianLinear(Module):
                 )
             self.weight_eps, self.bias_eps = weight_eps, bias_eps
         elif mode == "sample":
-            self.weight_eps = self.rng.standard_normal(self.weight_mu.shape).astype(dtype)
-            self.bias_eps = self.rng.standard_normal(self.bias_mu.shape).astype(dtype)
+            self.weight_eps = self.rng.standard_normal(self.weight_mu.shape, dtype=dtype)
+            self.bias_eps = self.rng.standard_normal(self.bias_mu.shape, dtype=dtype)
         elif mode == "fixed":
             if self.weight_eps is None:
                 raise ValueError(f"{self.name}: mode='fixed' needs a previous sample")
