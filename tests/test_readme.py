@@ -1,7 +1,6 @@
 """README.md stays true: its Python examples run, and CI runs its test command."""
 
 import re
-import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,6 @@ def test_the_two_commands():
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    script = ROOT / ".ci" / "run"
-    extract = re.search(r'TEST_COMMAND="\$\((awk .*?)\)"', script.read_text()).group(1)
-    found = subprocess.run(["bash", "-c", extract], cwd=ROOT, capture_output=True, text=True)
-    assert found.stdout.strip() == _command("test-command")
+    script = (ROOT / ".ci" / "run").read_text()
+    last = [line for line in script.splitlines() if line.strip()][-1]
+    assert last == _command("test-command")

@@ -173,7 +173,7 @@ class Bernoulli:
 
     def predictive(self, outputs: np.ndarray) -> ClassificationPrediction:
         """From logits of shape (S, N, 1): mean P(y = 1), entropy and its parts."""
-        p = _sigmoid(outputs[..., 0])
+        p = F.sigmoid.forward(outputs[..., 0])  # the engine's stable numpy sigmoid
         per_sample = _entropy(np.stack([1 - p, p], axis=-1))
         mean = p.mean(axis=0)
         entropy = _entropy(np.stack([1 - mean, mean], axis=-1))
@@ -249,11 +249,6 @@ class Categorical:
 
     def __repr__(self) -> str:
         return "Categorical()"
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import AnomalyError, detect_anomaly
-from ..optim import SGD, Adam, Optimizer
+from ..optim import Adam, Optimizer
 from .layers import BayesianMLP
 from .likelihoods import Gaussian
 
@@ -325,4 +325,4 @@ def _atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
         raise
 
 
-__all__ = ["SGD", "Adam", "History", "TrainingDiverged", "fit", "minibatch_weights"]
+__all__ = ["History", "TrainingDiverged", "fit", "minibatch_weights", "save_checkpoint"]

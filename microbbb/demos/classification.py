@@ -197,6 +197,16 @@ def _score_line(name: str, s: dict[str, float]) -> str:
 SCORE_HEADER = "  model      test error  NLL/ex     ECE   mean conf.  accuracy"
 
 
+def _score_table(say: Report, figures: dict, data: str, bbb: dict, mlp: dict) -> None:
+    """Print the BBB and plain-MLP scores as a table and keep them in ``figures``."""
+    say(SCORE_HEADER)
+    say(_score_line("BBB", bbb))
+    say(_score_line("plain MLP", mlp))
+    for name, scored in (("bbb", bbb), ("mlp", mlp)):
+        for key, value in scored.items():
+            figures[f"{data}_{name}_{key}"] = value
+
+
 def run(
     out: str = "out/classification",
     epochs: int = 800,
@@ -245,12 +255,7 @@ def run(
 
     say(f"\nDigits, {len(x_test)} test images (BBB: predictive probabilities averaged over"
         f" {N_SAMPLES} weight samples; ECE over {N_BINS} equal-width confidence bins)")  # fmt: skip
-    say(SCORE_HEADER)
-    say(_score_line("BBB", bbb))
-    say(_score_line("plain MLP", mlp))
-    for name, s in (("bbb", bbb), ("mlp", mlp)):
-        for key, value in s.items():
-            figures[f"digits_{name}_{key}"] = value
+    _score_table(say, figures, "digits", bbb, mlp)
 
     # --- pruning by signal-to-noise ratio ----------------------------------------------------
     say("\n[3/5] Pruning by signal-to-noise ratio |mu| / sigma (paper, section 5.1): the"
@@ -299,12 +304,7 @@ def run(
     cancer_mlp = scores(Bernoulli().predictive(logits[None]).probs, yc_test)
     say(f"      both trained in {time.monotonic() - begin:.1f} s")
     say(f"\nBreast cancer, {len(xc_test)} test tumours")
-    say(SCORE_HEADER)
-    say(_score_line("BBB", cancer_bbb))
-    say(_score_line("plain MLP", cancer_mlp))
-    for name, s in (("bbb", cancer_bbb), ("mlp", cancer_mlp)):
-        for key, value in s.items():
-            figures[f"cancer_{name}_{key}"] = value
+    _score_table(say, figures, "cancer", cancer_bbb, cancer_mlp)
 
     # --- pictures ----------------------------------------------------------------------------
     say("\n[5/5] Pictures")
