@@ -651,3 +651,58 @@ def test_float32_in_float32_out(name, case):
     close(out.data, out64.data, RTOL32, ATOL32)
     for g, x64 in zip(grads, xs64, strict=True):
         close(g.data, x64.grad, RTOL32, ATOL32)
+
+
+# --- the large-tensor code paths ------------------------------------------------------------
+
+# Above SMALL elements, softplus, sigmoid and the scale mixture switch to in-place code with
+# fewer passes over memory (and the mixture floors exponents at the smallest normal number).
+# Every other test uses small tensors, so here both paths see the same values, extremes
+# included: they must agree to a few ulps (rtol 1e-13 in float64, 1e-6 in float32), and the
+# large path must match torch as the small one does. Gradients get an absolute slack of a
+# few ulps of max|g| as well: sigmoid's VJP g * out * (1 - out) subtracts from 1 where
+# out ~ 1, so any two correctly rounded forwards give gradients that differ by ~eps there.
+LARGE_X = np.concatenate(
+    [
+        np.linspace(-40.0, 40.0, mb.engine.primitives.SMALL),
+        np.linspace(-0.05, 0.05, 501),  # where the mixture's two components trade places
+        [-800.0, -50.0, -1e-8, 0.0, 1e-8, 50.0, 800.0],
+    ]
+)
+LARGE_OPS = {
+    # torch's softplus returns x itself above 20 (off by 2e-9 at x = 20); logaddexp is exact
+    "softplus": (mb.softplus, lambda x: torch.logaddexp(torch.zeros_like(x), x)),
+    "sigmoid": (mb.sigmoid, torch.sigmoid),
+    "scale_mixture_log_prob": (
+        lambda w: F.scale_mixture_log_prob(w, 0.5, 1.0, math.exp(-6)),
+        lambda w: torch_scale_mixture_log_prob(w, 0.5, 1.0, math.exp(-6)),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(LARGE_OPS))
+def test_large_tensor_path_agrees_with_small_path_and_torch(name, dtype):
+    fn, torch_fn = LARGE_OPS[name]
+    x = LARGE_X.astype(dtype)
+    g = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(dtype)
+    assert x.size >= mb.engine.primitives.SMALL
+    large = mb.tensor(x, requires_grad=True)
+    out = fn(large)
+    out.backward(g)
+    chunks = [mb.tensor(c, requires_grad=True) for c in np.array_split(x, 50)]  # small path
+    small_out = [fn(c) for c in chunks]
+    for o, gc in zip(small_out, np.array_split(g, 50), strict=True):
+        o.backward(gc)
+    rtol = 1e-13 if dtype == np.float64 else 1e-6
+    tiny = np.finfo(dtype).tiny
+    assert out.dtype == dtype and large.grad.dtype == dtype
+    close(out.data, np.concatenate([o.data for o in small_out]), rtol, tiny)
+    ulps = 8 * np.finfo(dtype).eps * float(g.max())
+    close(large.grad, np.concatenate([c.grad for c in chunks]), rtol, ulps)
+    if dtype == np.float64:
+        xt = torch.tensor(x, requires_grad=True)
+        expected = torch_fn(xt)
+        expected.backward(torch.tensor(g))
+        close(out.data, expected.detach().numpy())
+        close(large.grad, xt.grad.numpy())
