@@ -324,7 +324,10 @@ class BayesianMLP(Module):
         ``eps``: a list with one ``(weight_eps, bias_eps)`` per layer, or None.
         ``sigmas``: each layer's ``sigmas()``, when computed once for several samples.
         """
-        h = _named(Tensor._make(self.check_inputs(x), None), "x")  # checked: no copy needed
+        return self._forward(self.check_inputs(x), mode, eps, sigmas)
+
+    def _forward(self, x: np.ndarray, mode: str, eps: Any, sigmas: Any) -> Tensor:
+        h = _named(Tensor._make(x, None), "x")  # x was checked: no copy needed
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -365,7 +368,7 @@ class BayesianMLP(Module):
         draws, outputs = [], []
         sigmas = [layer.sigmas() for layer in self.layers]  # once, shared by the samples
         for s in range(n_samples):
-            output = self.forward(x, "sample", None if eps is None else eps[s], sigmas)
+            output = self._forward(x, "sample", None if eps is None else eps[s], sigmas)
             outputs.append(output)
             draws.append([(layer.weight_eps, layer.bias_eps) for layer in self.layers])
             with scope("likelihood"):

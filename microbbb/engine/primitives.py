@@ -122,14 +122,18 @@ def _broadcast_to(x: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _sum_to(x: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape."""
-    if np.broadcast_shapes(shape, x.shape) != x.shape:
-        raise ShapeError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
+    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape.
+    Summed: the leading axes ``shape`` lacks, and the axes where ``shape`` has a 1."""
     lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
-    )
-    return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+    axes = list(range(lead))
+    for i, n in enumerate(shape):
+        if lead < 0 or (n != 1 and n != x.shape[lead + i]):  # cheaper than broadcast_shapes
+            raise ShapeError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
+        if n != x.shape[lead + i]:
+            axes.append(lead + i)
+    if not axes:
+        return x.reshape(shape)
+    return np.add.reduce(x, tuple(axes), keepdims=True).reshape(shape)
 
 
 def _scatter_add(x: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
