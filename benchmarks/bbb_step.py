@@ -262,6 +262,31 @@ class Microbbb:
         self.opt.zero_grad()
 
 
+class MicrobbbProgram(Microbbb):
+    """The same step through ``model.loss_program(x, y)``: the loss recorded once, then each
+    step draws fresh eps and runs the recorded forward and backward (what ``fit`` does on a
+    single batch)."""
+
+    def __init__(self, model: BayesianMLP, x, y):
+        super().__init__(model, x, y)
+        self.program = model.loss_program(x, y, n_samples=1)
+
+    def step(self) -> None:
+        self.opt.zero_grad()
+        self.program()
+        self.opt.step()
+
+    def loss_and_grads(self, eps: list) -> tuple[float, list]:
+        self.opt.zero_grad()
+        loss = self.program(eps=[eps])
+        grads = [
+            [p.grad.copy() for p in (la.weight_mu, la.weight_rho, la.bias_mu, la.bias_rho)]
+            for la in self.model.layers
+        ]
+        self.opt.zero_grad()
+        return loss.item(), grads
+
+
 # ----------------------------------------------------------------------------- torch
 
 
@@ -355,12 +380,14 @@ def build(size: str, dtype: np.dtype) -> dict:
         y = rng.integers(0, layer_sizes[-1], batch)
         lik = Categorical()
     model = BayesianMLP(layer_sizes, likelihood=lik, seed=0, dtype=dtype)
+    twin = BayesianMLP(layer_sizes, likelihood=lik, seed=0, dtype=dtype)  # same mu, rho
     params = [[getattr(la, n).data.copy() for n in NAMES] for la in model.layers]
     prior = Mixture(model.prior)
     noise_sigma = 1.0
     return {
         "hand numpy": HandNumpy(params, x, y, likelihood, prior, noise_sigma, seed=1),
         "microbbb": Microbbb(model, x, y),
+        "mbb program": MicrobbbProgram(twin, x, y),
         "torch": Torch(params, x, y, likelihood, prior, noise_sigma, seed=2),
     }
 
@@ -379,7 +406,7 @@ def check(impls: dict, size: str, dtype_name: str) -> dict:
     eps = impls["hand numpy"].draw_eps()
     ref_loss, ref_grads = impls["microbbb"].loss_and_grads(eps)
     worst = {}
-    for name in ("hand numpy", "torch"):
+    for name in ("hand numpy", "mbb program", "torch"):
         loss, grads = impls[name].loss_and_grads(eps)
         errors = {"loss": rel_err(loss, ref_loss, rtol, 0.0)}
         for i, (layer, ref_layer) in enumerate(zip(grads, ref_grads, strict=True)):
@@ -521,36 +548,47 @@ def spread(t: np.ndarray) -> str:
     return f"{100 * (q3 - q1) / med:.0f}%"
 
 
-COLUMNS = [
+TIME_COLUMNS = [
     ("size (batch)", "<"),
     ("dtype", "<"),
     ("hand numpy", ">"),
     ("iqr", ">"),
     ("microbbb", ">"),
     ("iqr", ">"),
+    ("mbb program", ">"),
+    ("iqr", ">"),
     ("torch", ">"),
     ("iqr", ">"),
     ("mbb/np", ">"),
     ("mbb/torch", ">"),
+    ("prog/np", ">"),
+    ("prog/torch", ">"),
+]
+MEMORY_COLUMNS = [
+    ("size (batch)", "<"),
+    ("dtype", "<"),
     ("peak np", ">"),
     ("peak mbb", ">"),
+    ("peak prog", ">"),
     ("peak torch", ">"),
-    (f"mbb mem 10->{GROWTH_STEPS + 10}", ">"),
-    (f"{GROWTH_STEPS // 2 + 10}->{GROWTH_STEPS + 10}", ">"),
+    ("mbb/np", ">"),
+    ("prog/np", ">"),
+    (f"mem 10->{GROWTH_STEPS + 10} mbb | prog", ">"),
+    (f"{GROWTH_STEPS // 2 + 10}->{GROWTH_STEPS + 10} mbb | prog", ">"),
 ]
 
 
-def table(rows: list[list[str]], markdown: bool) -> str:
-    heads = [c[0] for c in COLUMNS]
+def table(columns: list[tuple[str, str]], rows: list[list[str]], markdown: bool) -> str:
+    heads = [c[0] for c in columns]
     if markdown:
         lines = ["| " + " | ".join(heads) + " |"]
-        lines.append("|" + "|".join("---:" if a == ">" else ":---" for _, a in COLUMNS) + "|")
+        lines.append("|" + "|".join("---:" if a == ">" else ":---" for _, a in columns) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
 
     def line(cells: list[str]) -> str:
-        parts = [f"{c:{a}{w}}" for c, (_, a), w in zip(cells, COLUMNS, widths, strict=True)]
+        parts = [f"{c:{a}{w}}" for c, (_, a), w in zip(cells, columns, widths, strict=True)]
         return "  ".join(parts).rstrip()
 
     rule = "-" * len(line(heads))
@@ -618,14 +656,14 @@ def main(args: argparse.Namespace) -> None:
         return
 
     lines = header(args)
-    rows, checks = [], []
+    time_rows, memory_rows, checks = [], [], []
     for size, dtype_name in cases:
         layer_sizes, batch, likelihood, base_rounds = SIZES[size]
         impls = build(size, np.dtype(dtype_name))
         worst = check(impls, size, dtype_name)
         checks.append(
             f"{size} {dtype_name}: max |diff|/tolerance hand numpy {worst['hand numpy']:.2g},"
-            f" torch {worst['torch']:.2g}"
+            f" mbb program {worst['mbb program']:.2g}, torch {worst['torch']:.2g}"
         )
         rounds = max(10, int(base_rounds * args.scale))
         times = interleave(
@@ -634,30 +672,37 @@ def main(args: argparse.Namespace) -> None:
         med = {name: float(np.median(t)) for name, t in times.items()}
 
         tracemalloc.start()
-        peak_np = peak_tracemalloc(impls["hand numpy"])
-        peak_mbb = peak_tracemalloc(impls["microbbb"])
-        grow = (None, None)
+        peak = {name: peak_tracemalloc(impls[name]) for name in ("hand numpy", "microbbb")}
+        peak["mbb program"] = peak_tracemalloc(impls["mbb program"])
+        grow = {}
         if args.growth == "all" or (args.growth == "small" and size in SMALL):
-            grow = growth(impls["microbbb"], GROWTH_STEPS)
+            grow = {name: growth(impls[name], GROWTH_STEPS) for name in ("microbbb", "mbb program")}
         tracemalloc.stop()
-        peak_torch = peak_torch_profiler(impls["torch"])
+        peak["torch"] = peak_torch_profiler(impls["torch"])
 
-        rows.append(
-            [
-                f"{size} ({batch})",
-                dtype_name,
-                fmt_time(med["hand numpy"]),
-                spread(times["hand numpy"]),
-                fmt_time(med["microbbb"]),
-                spread(times["microbbb"]),
-                fmt_time(med["torch"]),
-                spread(times["torch"]),
-                f"{med['microbbb'] / med['hand numpy']:.2f}",
-                f"{med['microbbb'] / med['torch']:.2f}",
-                fmt_bytes(peak_np),
-                fmt_bytes(peak_mbb),
-                fmt_bytes(peak_torch),
-                *("-" if g is None else fmt_bytes(g) for g in grow),
+        label = f"{size} ({batch})"
+        time_rows.append(
+            [label, dtype_name]
+            + [
+                cell
+                for name in ("hand numpy", "microbbb", "mbb program", "torch")
+                for cell in (fmt_time(med[name]), spread(times[name]))
+            ]
+            + [
+                f"{med[name] / med[base]:.2f}"
+                for name in ("microbbb", "mbb program")
+                for base in ("hand numpy", "torch")
+            ]
+        )
+        memory_rows.append(
+            [label, dtype_name]
+            + [fmt_bytes(peak[name]) for name in ("hand numpy", "microbbb", "mbb program", "torch")]
+            + [f"{peak[name] / peak['hand numpy']:.2f}" for name in ("microbbb", "mbb program")]
+            + [
+                " | ".join(fmt_bytes(grow[name][k]) for name in ("microbbb", "mbb program"))
+                if grow
+                else "-"
+                for k in (0, 1)
             ]
         )
         print(f"[{size} {dtype_name}: {rounds} rounds done]", file=sys.stderr, flush=True)
@@ -674,7 +719,9 @@ def main(args: argparse.Namespace) -> None:
     else:
         print("\n".join(lines))
         print()
-    print(table(rows, args.markdown))
+    print(table(TIME_COLUMNS, time_rows, args.markdown))
+    print()
+    print(table(MEMORY_COLUMNS, memory_rows, args.markdown))
     print(f"\ntotal runtime {time.perf_counter() - t_start:.1f} s")
 
 

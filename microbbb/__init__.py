@@ -13,6 +13,7 @@ from .engine import (
     Primitive,
     Record,
     ShapeError,
+    TapeProgram,
     Tensor,
     detect_anomaly,
     enable_grad,
@@ -59,9 +60,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRIMITIVES", "AnomalyError", "GradcheckError", "Primitive", "Record", "ShapeError",
-    "Tensor", "abs", "clip", "concatenate", "cos", "detect_anomaly", "enable_grad", "exp",
-    "functional", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "log", "log1p",
-    "log_sigmoid", "log_softmax", "logaddexp", "logsumexp", "matmul", "max", "mean",
-    "no_grad", "normal_log_prob", "relu", "reshape", "scope", "sigmoid", "sin", "softmax",
-    "softplus", "sqrt", "stack", "sum", "tanh", "tape", "tensor", "transpose", "where",
+    "TapeProgram", "Tensor", "abs", "clip", "concatenate", "cos", "detect_anomaly",
+    "enable_grad", "exp", "functional", "grad", "gradcheck", "gradgradcheck",
+    "is_grad_enabled", "log", "log1p", "log_sigmoid", "log_softmax", "logaddexp",
+    "logsumexp", "matmul", "max", "mean", "no_grad", "normal_log_prob", "relu", "reshape",
+    "scope", "sigmoid", "sin", "softmax", "softplus", "sqrt", "stack", "sum", "tanh",
+    "tape", "tensor", "transpose", "where",
 ]  # fmt: skip

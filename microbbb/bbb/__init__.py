@@ -15,6 +15,7 @@ from .likelihoods import (
     RegressionPrediction,
 )
 from .priors import GaussianPrior, ScaleMixturePrior
+from .program import LossProgram
 from .pruning import prune, pruned_fraction, snr
 from .train import History, TrainingDiverged, fit, minibatch_weights, save_checkpoint
 
@@ -39,6 +40,7 @@ __all__ = [
     "Gaussian",
     "GaussianPrior",
     "History",
+    "LossProgram",
     "ModelFileError",
     "RegressionPrediction",
     "ScaleMixturePrior",

@@ -30,6 +30,7 @@ from ..engine import Tensor, no_grad, scope, tensor
 from ..nn import Module, activation_function
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .priors import GaussianPrior, ScaleMixturePrior
+from .program import LossProgram
 
 MODES = ("sample", "mean", "fixed")
 
@@ -108,7 +109,7 @@ class BayesianLinear(Module):
         """
         dtype = self.weight_mu.dtype
         if eps is not None:
-            weight_eps, bias_eps = (np.asarray(e, dtype=dtype) for e in eps)
+            weight_eps, bias_eps = (np.array(e, dtype=dtype) for e in eps)  # own copies
             if weight_eps.shape != self.weight_mu.shape or bias_eps.shape != self.bias_mu.shape:
                 raise ValueError(
                     f"{self.name}: eps must have the shapes of mu, {self.weight_mu.shape} and"
@@ -130,8 +131,9 @@ class BayesianLinear(Module):
             if mode == "mean" and eps is None:
                 weight, bias = self.weight_mu, self.bias_mu
             else:
-                weight_eps = tensor(self.weight_eps, name=f"{self.name}.weight_eps")
-                bias_eps = tensor(self.bias_eps, name=f"{self.name}.bias_eps")
+                # the graph holds the layer's own eps arrays (a LossProgram redraws them)
+                weight_eps = _named(Tensor._make(self.weight_eps, None), f"{self.name}.weight_eps")
+                bias_eps = _named(Tensor._make(self.bias_eps, None), f"{self.name}.bias_eps")
                 weight = F.reparameterize(self.weight_mu, weight_sigma, weight_eps)
                 bias = F.reparameterize(self.bias_mu, bias_sigma, bias_eps)
                 weight, bias = (
@@ -401,6 +403,19 @@ class BayesianMLP(Module):
         result.complexity_weight, result.n_samples = complexity_weight, n_samples
         result.eps, result.output = draws, outputs[-1]
         return result
+
+    def loss_program(
+        self,
+        x: Any,
+        y: Any,
+        n_samples: int = 1,
+        complexity_weight: float = 1.0,
+        kl: str = "mc",
+    ) -> LossProgram:
+        """``loss(x, y, ...)`` and its backward recorded once: each call of the result draws
+        fresh eps, runs forward and backward, and returns the ``BBBLoss`` (see
+        ``microbbb.bbb.program``). Same numbers as eager steps, less Python per step."""
+        return LossProgram(self, x, y, n_samples, complexity_weight, kl)
 
     # --- prediction -------------------------------------------------------------------------
     def predict(self, x: Any, n_samples: int = 100, mode: str = "sample") -> Any:

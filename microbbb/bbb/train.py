@@ -99,7 +99,10 @@ def fit(
 ) -> History:
     """Train ``model`` by Bayes by Backprop; return the per-epoch ``History``.
 
-    ``batch_size=None`` uses the whole data set as one batch. ``optimizer`` defaults to
+    ``batch_size=None`` uses the whole data set as one batch (then the loss is recorded
+    once and run again each step, ``BayesianMLP.loss_program``: the same numbers, less
+    Python per step; minibatches are drawn in a new random order each epoch and run
+    eagerly). ``optimizer`` defaults to
     Adam(lr). ``kl_scheme`` weights the complexity cost of the M minibatches
     (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled log q - log P) or
     "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
@@ -121,17 +124,25 @@ def fit(
         start_epoch = _load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
 
     bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
+    program = None  # one batch: the loss is recorded once and run again (LossProgram)
     with _DeferInterrupt() as interrupt:
         for epoch in range(start_epoch, epochs):
-            order = shuffle_rng.permutation(n)
+            order = shuffle_rng.permutation(n) if n_batches > 1 else None
             sums = np.zeros(4)  # loss, complexity, nll, accuracy or squared error
             for step in range(n_batches):
-                rows = order[step * batch_size : (step + 1) * batch_size]
-                xb, yb = x[rows], y_checked[rows]
                 optimizer.zero_grad()
-                loss = model.loss(xb, yb, n_samples, weights[step], kl=kl)
+                if order is None:  # the whole data set, in its order, every step
+                    xb, yb = x, y_checked
+                    if program is None:
+                        program = model.loss_program(x, y_checked, n_samples, weights[0], kl)
+                    loss = program()  # forward and backward
+                else:
+                    rows = order[step * batch_size : (step + 1) * batch_size]
+                    xb, yb = x[rows], y_checked[rows]
+                    loss = model.loss(xb, yb, n_samples, weights[step], kl=kl)
                 _check_finite(model, loss, xb, yb, epoch, step, kl)
-                loss.backward()
+                if order is not None:
+                    loss.backward()
                 _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
                 optimizer.step()
                 sums += _batch_stats(model, loss, yb)

@@ -1,7 +1,8 @@
 """The engine: tensors, the tape, the derivative table, gradcheck and anomaly mode.
 
 Read it in this order: ``core.py`` (Tensor, Record, backward), ``primitives.py`` (every
-op with its VJPs), ``check.py`` (finite-difference checks), ``anomaly.py`` (NaN hunting).
+op with its VJPs), ``check.py`` (finite-difference checks), ``anomaly.py`` (NaN hunting),
+``program.py`` (running a recorded tape again, for speed).
 Nothing here knows about Bayes by Backprop or drawing.
 """
 
@@ -24,6 +25,7 @@ from .core import (
     tensor,
 )
 from .primitives import PRIMITIVES, concatenate, stack, where
+from .program import TapeProgram
 
 __all__ = [
     "Cut",
@@ -35,6 +37,7 @@ __all__ = [
     "Primitive",
     "Record",
     "ShapeError",
+    "TapeProgram",
     "Tensor",
     "concatenate",
     "detect_anomaly",

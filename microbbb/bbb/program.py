@@ -1,0 +1,87 @@
+"""``LossProgram``: the BBB loss and its backward, recorded once and run again.
+
+Training on the same batch step after step builds the same graph every time; only the
+parameters and the noise eps change. ``model.loss_program(x, y)`` records the loss once
+(a ``TapeProgram``) and each call then draws fresh eps into the graph's eps arrays and
+runs the recorded forward and backward: the same numbers as ``model.loss(x, y)`` followed
+by ``backward()``, bit for bit, without the per-op Python bookkeeping of eager mode.
+``fit`` uses it when the whole data set is one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine import TapeProgram
+
+if TYPE_CHECKING:
+    from .layers import BayesianMLP, BBBLoss
+
+
+class LossProgram:
+    """``model.loss(x, y, ...)`` plus ``backward()``, recorded once, run on every call.
+
+    Each call draws fresh eps for every weight and bias from the model's generator, in place
+    and in the order ``loss`` draws them (so N calls give the numbers of N eager steps from
+    the same seed), runs the recorded forward and backward, adds the gradients to each
+    parameter's ``.grad`` (zero them between steps, as in eager mode) and returns the
+    ``BBBLoss``: the same object every time, its value and parts updated. The first call
+    uses the eps drawn while recording.
+
+    Record a new program when x or y, ``n_samples``, the complexity weight, or the network
+    (pruning masks) change: the recording holds them.
+    """
+
+    def __init__(
+        self,
+        model: BayesianMLP,
+        x: Any,
+        y: Any,
+        n_samples: int = 1,
+        complexity_weight: float = 1.0,
+        kl: str = "mc",
+    ):
+        self.model = model
+        self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
+        self.program = TapeProgram(self.loss)
+        self._first = True
+
+    def __call__(self, eps: Sequence[Any] | None = None) -> BBBLoss:
+        """Fresh eps, forward, backward; returns the loss (gradients in ``.grad``).
+
+        ``eps[s]``: the noise to use instead, as for ``BayesianMLP.loss`` (a list with one
+        ``(weight_eps, bias_eps)`` per layer for each sample s); it is copied in.
+        """
+        arrays = self.loss.eps  # loss.eps[s][layer] = (weight_eps, bias_eps): the graph's
+        if eps is not None:
+            self._copy_in(eps)
+        elif not self._first:
+            draw = self.model.rng.standard_normal
+            for sample in arrays:
+                for weight_eps, bias_eps in sample:
+                    draw(out=weight_eps, dtype=weight_eps.dtype)
+                    draw(out=bias_eps, dtype=bias_eps.dtype)
+        self._first = False
+        self.program.run()
+        return self.loss
+
+    def _copy_in(self, eps: Sequence[Any]) -> None:
+        if len(eps) != len(self.loss.eps):
+            raise ValueError(
+                f"eps holds {len(eps)} samples; this program draws {len(self.loss.eps)}"
+            )
+        for s, (given, arrays) in enumerate(zip(eps, self.loss.eps, strict=True)):
+            for i, (pair, targets) in enumerate(zip(given, arrays, strict=True)):
+                for value, target in zip(pair, targets, strict=True):
+                    value = np.asarray(value)
+                    if value.shape != target.shape:
+                        raise ValueError(
+                            f"eps[{s}][{i}]: shape {value.shape}, the layer needs {target.shape}"
+                        )
+                    target[...] = value
+
+    def __repr__(self) -> str:
+        return f"<LossProgram of {self.model!r}: {self.program!r}>"

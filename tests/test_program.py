@@ -1,0 +1,223 @@
+"""TapeProgram (a recorded tape run again) and LossProgram (the BBB loss as one).
+
+A program calls the same forward functions and VJPs as eager mode, in the same order, on
+the same values, so everything is compared for exact equality (np.array_equal), not within
+a tolerance: any difference means the program computed something else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microbbb as mb
+from microbbb import functional as F
+from microbbb.bbb import (
+    BayesianMLP,
+    Categorical,
+    Gaussian,
+    GaussianPrior,
+    LossProgram,
+    fit,
+)
+from microbbb.optim import SGD
+
+
+def mlp_loss(W, b, V, x, labels):
+    """A graph with broadcasting (the bias), reuse (W twice), a constant (x), reductions
+    over an axis and advanced indexing (the NLL)."""
+    h = F.tanh(x @ W + b)
+    logits = h @ V
+    nll = -F.log_softmax(logits, axis=1)[np.arange(len(labels)), labels].sum()
+    return nll + 0.1 * (W * W).sum() + (h.mean(axis=0) ** 2).sum()
+
+
+def make_leaves(rng, dtype=np.float64):
+    W = mb.tensor(rng.standard_normal((4, 5)), requires_grad=True, name="W", dtype=dtype)
+    b = mb.tensor(rng.standard_normal(5), requires_grad=True, name="b", dtype=dtype)
+    V = mb.tensor(rng.standard_normal((5, 3)), requires_grad=True, name="V", dtype=dtype)
+    x = mb.tensor(rng.standard_normal((6, 4)), name="x", dtype=dtype)
+    return W, b, V, x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_program_gives_eager_values_and_gradients_on_new_leaf_values(dtype):
+    rng = np.random.default_rng(0)
+    W, b, V, x = make_leaves(rng, dtype)
+    labels = np.array([0, 2, 1, 1, 0, 2])
+    program = mb.TapeProgram(mlp_loss(W, b, V, x, labels))
+    loss = program.output
+    for _ in range(3):  # new parameters (replaced and changed in place) and new data
+        W.data = W.data + rng.standard_normal(W.shape).astype(dtype)
+        b.data -= 0.5
+        x.data = rng.standard_normal(x.shape).astype(dtype)
+        for p in (W, b, V):
+            p.grad = None
+        program.run()
+        got = [loss.data.copy()] + [p.grad.copy() for p in (W, b, V)]
+        for p in (W, b, V):
+            p.grad = None
+        eager = mlp_loss(W, b, V, x, labels)
+        eager.backward()
+        expected = [eager.data] + [p.grad for p in (W, b, V)]
+        for g, e in zip(got, expected, strict=True):
+            assert g.dtype == dtype
+            assert np.array_equal(g, e)
+
+
+def test_program_updates_every_tensor_of_the_graph():
+    rng = np.random.default_rng(1)
+    a = mb.tensor(rng.standard_normal(3), requires_grad=True)
+    h = a.exp()
+    loss = (h * 2.0).sum()
+    program = mb.TapeProgram(loss)
+    a.data = a.data + 1.0
+    program.run()
+    assert np.array_equal(h.data, np.exp(a.data))
+    assert h.record.out is h.data  # so an eager backward afterwards uses the new values
+    assert loss.item() == pytest.approx(2 * np.exp(a.data).sum(), rel=1e-15)
+
+
+def test_program_accumulates_gradients_like_backward():
+    a = mb.tensor([1.0, 2.0], requires_grad=True)
+    program = mb.TapeProgram((a * a).sum())
+    program.run()
+    program.run()
+    assert np.array_equal(a.grad, 2 * (2 * a.data))
+
+
+def test_program_refuses_a_leaf_whose_shape_changed():
+    x = mb.tensor(np.ones((2, 3)), name="x")
+    w = mb.tensor(np.ones(3), requires_grad=True)
+    program = mb.TapeProgram((x * w).sum())
+    x.data = np.ones((4, 3))
+    with pytest.raises(mb.ShapeError, match=r"leaf x now has shape \(4, 3\).*\(2, 3\)"):
+        program.run()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mb.tensor([1.0, 2.0], requires_grad=True) * 2.0,  # not a scalar
+        lambda: mb.tensor([1.0, 2.0]).sum(),  # nothing requires grad
+        lambda: mb.tensor(1.0, requires_grad=True),  # a leaf: nothing recorded
+    ],
+    ids=["vector", "no-grad", "leaf"],
+)
+def test_program_refuses_what_is_not_a_recorded_scalar(make):
+    with pytest.raises(ValueError, match="TapeProgram needs a scalar"):
+        mb.TapeProgram(make())
+
+
+# --- LossProgram ----------------------------------------------------------------------------
+
+
+def regression_data(rng, n=40):
+    x = rng.uniform(-1, 1, (n, 2))
+    return x, np.sin(3 * x[:, :1]) + 0.1 * rng.standard_normal((n, 1))
+
+
+CASES = {
+    "gaussian-mixture": dict(likelihood=lambda: Gaussian(sigma=0.3), kw={}),
+    "gaussian-2-samples": dict(likelihood=lambda: Gaussian(sigma=0.3), kw={"n_samples": 2}),
+    "learned-noise": dict(likelihood=lambda: Gaussian(learn_sigma=True), kw={}),
+    "closed-form-kl": dict(
+        likelihood=lambda: Gaussian(sigma=0.3),
+        kw={"kl": "closed_form", "complexity_weight": 0.25},
+        prior=GaussianPrior(1.0),
+    ),
+    "categorical": dict(likelihood=Categorical, kw={}),
+    "float32": dict(likelihood=lambda: Gaussian(sigma=0.3), kw={}, dtype=np.float32),
+}
+
+
+def model_and_data(case: dict, seed: int):
+    rng = np.random.default_rng(5)
+    x, y = regression_data(rng)
+    lik = case["likelihood"]()
+    out = 1
+    if isinstance(lik, Categorical):
+        y, out = (y[:, 0] > 0).astype(int) + (y[:, 0] > 0.5), 3
+    dtype = case.get("dtype", np.float64)
+    model = BayesianMLP(
+        [2, 8, out], likelihood=lik, prior=case.get("prior"), seed=seed, dtype=dtype
+    )
+    return model, x.astype(dtype), y
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_loss_program_steps_equal_eager_steps_from_the_same_seed(name):
+    case = CASES[name]
+    runs = []
+    for use_program in (False, True):
+        model, x, y = model_and_data(case, seed=3)
+        opt = SGD(model.parameters(), lr=1e-3)
+        program = model.loss_program(x, y, **case["kw"]) if use_program else None
+        trace = []
+        for _ in range(4):
+            opt.zero_grad()
+            if program is None:
+                loss = model.loss(x, y, **case["kw"])
+                loss.backward()
+            else:
+                loss = program()
+            parts = (loss.complexity, loss.log_likelihood, loss.output)
+            trace.append([loss.data.copy()] + [t.data.copy() for t in parts])
+            trace.append([p.grad.copy() for p in model.parameters()])
+            opt.step()
+        runs.append((trace, [p.data.copy() for p in model.parameters()]))
+    (trace_eager, params_eager), (trace_program, params_program) = runs
+    for got, expected in zip(trace_program, trace_eager, strict=True):
+        assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
+    assert all(np.array_equal(g, e) for g, e in zip(params_program, params_eager, strict=True))
+
+
+def test_loss_program_draws_fresh_eps_into_the_graph():
+    model, x, y = model_and_data(CASES["gaussian-mixture"], seed=0)
+    program = model.loss_program(x, y)
+    layer = model.layers[0]
+    seen = []
+    for _ in range(3):
+        model.zero_grad()
+        loss = program()
+        seen.append(layer.weight_eps.copy())
+        sigma = np.logaddexp(0.0, layer.weight_rho.data)
+        assert np.array_equal(layer.weight.data, layer.weight_mu.data + sigma * layer.weight_eps)
+        assert loss.eps[0][0][0] is layer.weight_eps
+    assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])
+
+
+def test_loss_program_with_given_eps_equals_the_eager_loss():
+    model, x, y = model_and_data(CASES["gaussian-mixture"], seed=0)
+    rng = np.random.default_rng(9)
+    eps = [(rng.standard_normal(la.weight_mu.shape), rng.standard_normal(la.bias_mu.shape))
+           for la in model.layers]  # fmt: skip
+    program = LossProgram(model, x, y)
+    model.zero_grad()
+    got = program(eps=[eps]).item(), [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    eager = model.loss(x, y, eps=[eps])
+    eager.backward()
+    assert got[0] == eager.item()
+    assert all(np.array_equal(g, p.grad) for g, p in zip(got[1], model.parameters(), strict=True))
+    with pytest.raises(ValueError, match=r"eps\[0\]\[1\]: shape \(3,\), the layer needs \(1,\)"):
+        program(eps=[[eps[0], (eps[1][0], np.zeros(3))]])
+
+
+def test_fit_on_one_batch_equals_eager_training():
+    """fit uses a LossProgram when the data is one batch: the parameters after training are
+    those of the plain eager loop with the same optimiser."""
+    model, x, y = model_and_data(CASES["gaussian-mixture"], seed=4)
+    history = fit(model, x, y, epochs=5, lr=1e-2, progress=False)
+    twin, _, _ = model_and_data(CASES["gaussian-mixture"], seed=4)
+    opt = mb.optim.Adam(twin.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = twin.loss(x, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert history.loss == losses
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
