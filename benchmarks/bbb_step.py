@@ -11,16 +11,19 @@ with BayesianMLP's default prior, the scale mixture pi = 0.5, sigma1 = 1, sigma2
 
 - hand numpy: a lean numpy step with the analytic gradients, written below (``HandNumpy``);
 - microbbb: ``opt.zero_grad(); loss = model.loss(x, y, n_samples=1); loss.backward();
-  opt.step()`` with ``microbbb.optim.SGD``;
+  opt.step()`` with ``microbbb.optim.SGD`` (eager: the graph is built on every step);
+- mbb program: ``opt.zero_grad(); program(); opt.step()`` with
+  ``program = model.loss_program(x, y)``: the same loss recorded once, then fresh eps and
+  the recorded forward and backward on every call (what ``fit`` does on one batch);
 - torch: leaf tensors mu and rho, the same loss in eager torch, ``backward``, a manual SGD
   update under ``torch.no_grad()``.
 
-Before timing, each size and dtype is checked once: with the same eps, the hand step's and
-torch's loss and gradients must equal microbbb's (float64: rtol 1e-9), so the three do the
-same work; the script aborts otherwise. The three steps then run interleaved round-robin
+Before timing, each size and dtype is checked once: with the same eps, the hand step's, the
+program's and torch's loss and gradients must equal microbbb's (float64: rtol 1e-9), so all
+do the same work; the script aborts otherwise. The steps then run interleaved round-robin
 in one process (the machine is noisy: only ratios from one run mean something), after a
 warm-up. Reported: median time, spread (IQR / median), the ratios of the medians, the peak
-memory of one step, and microbbb's memory growth over 1000 steps.
+memory of one step, and microbbb's memory growth over 1000 steps (eager and program).
 
 Run:  python benchmarks/bbb_step.py [--sizes 3-32-1 ...] [--dtype float64|float32|both]
       [--threads 1] [--scale 1.0] [--growth small|all|none] [--markdown] [--profile]
@@ -400,7 +403,7 @@ def rel_err(a: np.ndarray, b: np.ndarray, rtol: float, floor: float) -> float:
 
 
 def check(impls: dict, size: str, dtype_name: str) -> dict:
-    """Same eps for all three: loss and every gradient must match microbbb's. Returns the
+    """Same eps for all: loss and every gradient must match microbbb's. Returns the
     worst |difference| / tolerance per implementation."""
     rtol, floor = TOLERANCE[dtype_name]
     eps = impls["hand numpy"].draw_eps()
@@ -633,7 +636,8 @@ def header(args: argparse.Namespace) -> list[str]:
         "peak: memory allocated above the starting level during one step (grads cleared"
         " first); numpy and microbbb via tracemalloc, torch via torch.profiler memory events"
         " (tracemalloc does not see torch's allocator)",
-        f"mbb mem a->b: microbbb's tracemalloc current after step b minus after step a"
+        "mem a->b: microbbb's tracemalloc current after step b minus after step a,"
+        " eager | program"
         f" ({GROWTH_STEPS} steps after 10 warm-up steps; '-' = not measured, see --growth)",
     ]
 
@@ -709,8 +713,8 @@ def main(args: argparse.Namespace) -> None:
 
     tol = ", ".join(f"{k} rtol {r:g} + {f:g} max|g|" for k, (r, f) in TOLERANCE.items())
     lines.append(
-        f"check (once, same eps): loss and every gradient of hand numpy and torch equal"
-        f" microbbb's ({tol}); worst |diff|/tolerance (<= 1 passes):"
+        "check (once, same eps): loss and every gradient of hand numpy, the program and torch"
+        f" equal microbbb's ({tol}); worst |diff|/tolerance (<= 1 passes):"
     )
     lines += ["  " + c for c in checks]
     if args.markdown:
