@@ -24,6 +24,7 @@ Public functions that need a little argument handling (``where``, ``concatenate`
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -266,32 +267,35 @@ def _normal_log_prob(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.nda
     return -0.5 * z * z - np.log(sigma) - HALF_LOG_2PI
 
 
-def _mixture_terms(pi: float, sigma1: float, sigma2: float) -> tuple[float, float, float, float]:
+@functools.cache
+def _mixture_terms(pi: float, sigma1: float, sigma2: float) -> tuple[float, ...]:
     """a = ln(pi N(w; 0, sigma1^2)) = c1 - h1 w^2 and b = ln((1 - pi) N(w; 0, sigma2^2))
-    = c2 - h2 w^2: the constants c1, h1, c2, h2, as Python floats (a numpy float64 scalar
-    would upcast float32 weights)."""
+    = c2 - h2 w^2: the constants c1, h1, c2, h2, and ln(1/sigma1^2), ln(1/sigma2^2), as
+    Python floats (a numpy float64 scalar would upcast float32 weights)."""
     c1 = math.log(pi) - math.log(sigma1) - HALF_LOG_2PI
     c2 = math.log(1 - pi) - math.log(sigma2) - HALF_LOG_2PI
-    return c1, 0.5 / sigma1**2, c2, 0.5 / sigma2**2
+    return c1, 0.5 / sigma1**2, c2, 0.5 / sigma2**2, -2 * math.log(sigma1), -2 * math.log(sigma2)
 
 
+@functools.cache
 def _log_tiny(dtype: np.dtype) -> float:
     """Just above the log of the smallest normal number. numpy's exp leaves its fast vector
-    loop for results below it (5x slower), and in the mixture such a term is negligible: it
-    is added to a number of order one (a log-density, or the other component's share)."""
+    loop for results below it (5x slower on large tensors), and in the mixture such a term
+    is negligible: it is added to a number of order one (a log-density, or the other
+    component's share)."""
     return math.log(np.finfo(dtype).tiny) + 1.0
 
 
 def _scale_mixture_log_prob(w: np.ndarray, pi: float, sigma1: float, sigma2: float) -> np.ndarray:
-    # logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|), in place on large tensors
-    c1, h1, c2, h2 = _mixture_terms(pi, sigma1, sigma2)
-    w2 = np.multiply(w, w, out=np.empty_like(w))
+    c1, h1, c2, h2 = _mixture_terms(pi, sigma1, sigma2)[:4]
+    w2 = w * w
+    if w.size < SMALL:
+        return np.logaddexp(c1 - h1 * w2, c2 - h2 * w2)
+    # logaddexp(a, b) = max(a, b) + log1p(e^-|a - b|), in place
     wide = np.multiply(w2, -h1, out=np.empty_like(w2))
     wide += c1
     narrow = np.multiply(w2, -h2, out=w2)
     narrow += c2
-    if w.size < SMALL:
-        return np.logaddexp(wide, narrow, out=wide)
     gap = np.subtract(wide, narrow, out=np.empty_like(wide))
     np.abs(gap, out=gap)
     np.negative(gap, out=gap)
@@ -303,14 +307,16 @@ def _scale_mixture_log_prob(w: np.ndarray, pi: float, sigma1: float, sigma2: flo
 def _mixture_vjp(xp: Any, g: Any, out: Any, w: Any, pi: float, sigma1: float, sigma2: float):
     # d out/dw = -w (r1/s1^2 + r2/s2^2) with the shares r1 = e^(a - out), r2 = e^(b - out)
     # (r1 + r2 = 1). Each share is computed from out, not as 1 - the other: no cancellation
-    # near 1, which 1/s2^2 ~ 10^5 would magnify. The 1/s^2 go into the exponents, which
-    # are floored at _log_tiny (the other share is then of order one).
-    c1, h1, c2, h2 = _mixture_terms(pi, sigma1, sigma2)
+    # near 1, which 1/s2^2 ~ 10^5 would magnify. The 1/s^2 go into the exponents; on large
+    # tensors these are floored at _log_tiny (the other share is then of order one).
+    c1, h1, c2, h2, log_k1, log_k2 = _mixture_terms(pi, sigma1, sigma2)
     w2 = w * w
-    floor = _log_tiny(w.dtype)
-    wide = xp.exp(xp.clip((c1 + math.log(2 * h1)) - h1 * w2 - out, low=floor, high=None))
-    narrow = xp.exp(xp.clip((c2 + math.log(2 * h2)) - h2 * w2 - out, low=floor, high=None))
-    return -g * w * (wide + narrow)  # wide = r1 / s1^2, narrow = r2 / s2^2
+    wide = (c1 + log_k1) - h1 * w2 - out  # ln(r1 / s1^2)
+    narrow = (c2 + log_k2) - h2 * w2 - out  # ln(r2 / s2^2)
+    if w.size >= SMALL:
+        floor = _log_tiny(w.dtype)
+        wide, narrow = xp.clip(wide, low=floor, high=None), xp.clip(narrow, low=floor, high=None)
+    return -g * w * (xp.exp(wide) + xp.exp(narrow))
 
 
 def _concat_vjp(i: int, xp: Any, g: Any, out: Any, *xs: Any, axis: int) -> Any:

@@ -22,6 +22,9 @@ another branch, or the data changes shape, record a new program.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,18 +55,21 @@ class TapeProgram:
                 self.leaves.append(t)
             return leaf_slot[t]
 
-        # forward: values[k] = records[k].op.forward(*values[inputs], **params)
-        self.forward = [(r.op.forward, [slot(t) for t in r.inputs], r.params) for r in records]
-        # backward, newest record first: adjoints[target] += vjp(g = adjoints[k], ...)
+        # forward: values[k] = op.forward(*values[inputs], **params), as (call, inputs) with
+        # the params bound and `inputs` fetching the input values in one C call
+        slots = [[slot(t) for t in r.inputs] for r in records]
+        self.forward = [
+            (_bind(r.op.forward, r.params), _fetch(s)) for r, s in zip(records, slots, strict=True)
+        ]
+        # backward, newest record first: adjoints[target] += vjp(adjoints[k], values[k], *inputs)
         self.backward = []
         for k in reversed(range(len(records))):
-            inputs = self.forward[k][1]
-            for i, t in enumerate(records[k].inputs):
+            r = records[k]
+            for i, t in enumerate(r.inputs):
                 if t.requires_grad:
-                    vjp = records[k].op.vjps[i]
-                    target = inputs[i]
+                    vjp = _bind(r.op.vjps[i], r.params, NUMPY)
                     like = (t.data.shape, t.data.dtype)  # the gradient's shape and dtype
-                    self.backward.append((k, vjp, inputs, records[k].params, target, like))
+                    self.backward.append((k, vjp, _fetch(slots[k]), slots[k][i], like))
         # the tensors that show each record's value, to update after a run
         self.shown: list[list[Tensor]] = [[] for _ in records]
         for t in (output, *(t for r in records for t in r.inputs)):
@@ -86,8 +92,8 @@ class TapeProgram:
                     " new shape."
                 )
         values: list[Any] = [None] * n + [t.data for t in self.leaves]
-        for k, (forward, inputs, params) in enumerate(self.forward):
-            out = forward(*[values[i] for i in inputs], **params)
+        for k, (forward, inputs) in enumerate(self.forward):
+            out = forward(*inputs(values))
             values[k] = out if type(out) is np.ndarray else np.asarray(out)
         for r, shown, out in zip(self.records, self.shown, values[:n], strict=True):
             r.out = out
@@ -97,13 +103,13 @@ class TapeProgram:
         adjoints: list[Any] = [None] * len(values)
         adjoints[n - 1] = np.ones_like(values[n - 1])
         current = n - 1
-        for k, vjp, inputs, params, target, (shape, dtype) in self.backward:
+        for k, vjp, inputs, target, (shape, dtype) in self.backward:
             if k != current:  # record `current` is done: free its adjoint, as eager does
                 adjoints[current], current = None, k
             g = adjoints[k]
             if g is None:
                 continue
-            gi = vjp(NUMPY, g, values[k], *[values[i] for i in inputs], **params)
+            gi = vjp(g, values[k], *inputs(values))
             if gi.shape != shape:  # broadcasting summed this gradient
                 gi = NUMPY.sum_to(gi, shape=shape)
             if gi.dtype != dtype:
@@ -121,3 +127,17 @@ class TapeProgram:
             f"<TapeProgram: {len(self.records)} records, {len(self.backward)} VJPs,"
             f" {len(self.leaves)} leaves>"
         )
+
+
+def _bind(fn: Callable, params: dict, *first: Any) -> Callable:
+    """``fn`` with its fixed arguments bound: ``first`` (xp, for a VJP) and the op's
+    parameters. (Passing ``**params`` on every call costs more than the call itself.)"""
+    return functools.partial(fn, *first, **params) if params or first else fn
+
+
+def _fetch(slots: list[int]) -> Callable[[list], Any]:
+    """``values -> [values[i] for i in slots]``, done in C by operator.itemgetter. With one
+    slot, a slice of length one, so that the result can always be unpacked with ``*``."""
+    if len(slots) == 1:
+        return operator.itemgetter(slice(slots[0], slots[0] + 1))
+    return operator.itemgetter(*slots)
