@@ -52,6 +52,7 @@ class _State:
     anomaly = False
     anomaly_start = 0  # the clock when the current detect_anomaly() began
     clock = 0  # how many records were ever made: gives each its position in order
+    retained = 0  # how many tensors ever asked for retain_grad() (0: backward skips a scan)
 
 
 _state = _State()
@@ -372,6 +373,7 @@ class Tensor:
     def retain_grad(self) -> Tensor:
         """Keep this intermediate tensor's gradient in ``.grad`` during ``backward``."""
         self._retain = True
+        _state.retained += 1
         return self
 
     def detach(self) -> Tensor:
@@ -594,6 +596,8 @@ def _sinks(records: list[Record], root: Tensor, wanted: Sequence[Tensor]) -> dic
     the ``wanted`` ones for ``grad()``, else those that asked for ``retain_grad()``."""
     if wanted:
         candidates: Any = wanted
+    elif not _state.retained:
+        return {}
     else:
         candidates = itertools.chain((root,), (t for r in records for t in r.inputs))
         candidates = (t for t in candidates if t._retain)
@@ -660,7 +664,8 @@ def _backprop(
             for i, t in enumerate(r.inputs):
                 if not t.requires_grad:
                     continue
-                gi = r.op.vjps[i](xp, g, out, *args, **r.params)
+                vjp = r.op.vjps[i]
+                gi = vjp(xp, g, out, *args, **r.params) if r.params else vjp(xp, g, out, *args)
                 summed = gi.shape != t.data.shape
                 if summed:  # broadcasting summed this gradient
                     gi = xp.sum_to(gi, shape=t.data.shape)
