@@ -576,8 +576,8 @@ MEMORY_COLUMNS = [
     ("peak torch", ">"),
     ("mbb/np", ">"),
     ("prog/np", ">"),
-    (f"mem 10->{GROWTH_STEPS + 10} mbb | prog", ">"),
-    (f"{GROWTH_STEPS // 2 + 10}->{GROWTH_STEPS + 10} mbb | prog", ">"),
+    (f"mem 10->{GROWTH_STEPS + 10} mbb, prog", ">"),
+    (f"{GROWTH_STEPS // 2 + 10}->{GROWTH_STEPS + 10} mbb, prog", ">"),
 ]
 
 
@@ -637,7 +637,7 @@ def header(args: argparse.Namespace) -> list[str]:
         " first); numpy and microbbb via tracemalloc, torch via torch.profiler memory events"
         " (tracemalloc does not see torch's allocator)",
         "mem a->b: microbbb's tracemalloc current after step b minus after step a,"
-        " eager | program"
+        " eager, program"
         f" ({GROWTH_STEPS} steps after 10 warm-up steps; '-' = not measured, see --growth)",
     ]
 
@@ -703,7 +703,7 @@ def main(args: argparse.Namespace) -> None:
             + [fmt_bytes(peak[name]) for name in ("hand numpy", "microbbb", "mbb program", "torch")]
             + [f"{peak[name] / peak['hand numpy']:.2f}" for name in ("microbbb", "mbb program")]
             + [
-                " | ".join(fmt_bytes(grow[name][k]) for name in ("microbbb", "mbb program"))
+                ", ".join(fmt_bytes(grow[name][k]) for name in ("microbbb", "mbb program"))
                 if grow
                 else "-"
                 for k in (0, 1)

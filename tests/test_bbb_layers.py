@@ -194,13 +194,50 @@ def test_classification_prediction_probabilities_and_entropy():
     assert binary.probs.shape == (12,) and ((binary.probs > 0) & (binary.probs < 1)).all()
 
 
-def test_float32_model_stays_float32():
-    model = BayesianMLP(
-        [3, 4, 2], likelihood=Categorical(), seed=0, dtype=np.float32, prior=GaussianPrior()
-    )
-    loss = model.loss(X, RNG.integers(0, 2, 12), n_samples=2)
+class _DtypeChecked:
+    """A primitive's VJPs, each asserting that it returns its input's dtype *before* the
+    engine's safety cast (which would otherwise hide an upcast and its cost)."""
+
+    def __init__(self, op):
+        self.op, self.vjps = op, op.vjps
+
+    def __getitem__(self, i):
+        def vjp(xp, g, out, *inputs, **params):
+            result = self.vjps[i](xp, g, out, *inputs, **params)
+            assert result.dtype == inputs[i].dtype, f"{self.op.name} VJP {i}: {result.dtype}"
+            return result
+
+        return vjp
+
+
+@pytest.mark.parametrize(
+    "likelihood, prior, out",
+    [
+        (Categorical(), GaussianPrior(), 2),
+        (Categorical(), None, 3),  # None: the default scale mixture
+        (Gaussian(sigma=0.5, dtype=np.float32), None, 1),
+        (Gaussian(learn_sigma=True, dtype=np.float32), None, 1),
+        (Bernoulli(), None, 1),
+    ],
+    ids=["categorical-gaussian-prior", "categorical", "gaussian", "learned-noise", "bernoulli"],
+)
+def test_float32_model_stays_float32(likelihood, prior, out, monkeypatch):
+    """Every forward, every VJP (before any cast) and every gradient of a step is float32,
+    and the program (LossProgram) keeps it so too."""
+    for op in mb.PRIMITIVES:
+        monkeypatch.setattr(op, "vjps", _DtypeChecked(op))
+    model = BayesianMLP([3, 4, out], likelihood=likelihood, seed=0, dtype=np.float32, prior=prior)
+    y = RNG.integers(0, out, 12) if isinstance(likelihood, Categorical) else RNG.random((12, 1))
+    y = (y > 0.5).astype(float)[:, 0] if isinstance(likelihood, Bernoulli) else y
+    loss = model.loss(X, y, n_samples=2)
     loss.backward()
     assert {r.out.dtype for r in mb.tape(loss)} == {np.dtype(np.float32)}
+    assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+    model.zero_grad()
+    program = model.loss_program(X, y)
+    program()
+    program()
+    assert {r.out.dtype for r in mb.tape(program.loss)} == {np.dtype(np.float32)}
     assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}
 
 
