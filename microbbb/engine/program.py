@@ -55,28 +55,30 @@ class TapeProgram:
                 self.leaves.append(t)
             return leaf_slot[t]
 
-        # forward: values[k] = op.forward(*values[inputs], **params), as (call, inputs) with
-        # the params bound and `inputs` fetching the input values in one C call
+        # the tensors that show each record's value, to update on every run
+        shown: list[list[Tensor]] = [[] for _ in records]
+        for t in (output, *(t for r in records for t in r.inputs)):
+            if t.record is not None:
+                bucket = shown[position[t.record]]
+                if all(u is not t for u in bucket):
+                    bucket.append(t)
+        # forward: values[k] = op.forward(*values[inputs], **params), as (call, inputs, ...)
+        # with the params bound and `inputs` fetching the input values in one C call
         slots = [[slot(t) for t in r.inputs] for r in records]
         self.forward = [
-            (_bind(r.op.forward, r.params), _fetch(s)) for r, s in zip(records, slots, strict=True)
+            (_bind(r.op.forward, r.params), _fetch(s), r, ts)
+            for r, s, ts in zip(records, slots, shown, strict=True)
         ]
         # backward, newest record first: adjoints[target] += vjp(adjoints[k], values[k], *inputs)
         self.backward = []
         for k in reversed(range(len(records))):
             r = records[k]
-            for i, t in enumerate(r.inputs):
-                if t.requires_grad:
-                    vjp = _bind(r.op.vjps[i], r.params, NUMPY)
-                    like = (t.data.shape, t.data.dtype)  # the gradient's shape and dtype
-                    self.backward.append((k, vjp, _fetch(slots[k]), slots[k][i], like))
-        # the tensors that show each record's value, to update after a run
-        self.shown: list[list[Tensor]] = [[] for _ in records]
-        for t in (output, *(t for r in records for t in r.inputs)):
-            if t.record is not None:
-                shown = self.shown[position[t.record]]
-                if all(u is not t for u in shown):
-                    shown.append(t)
+            needed = [i for i, t in enumerate(r.inputs) if t.requires_grad]
+            for i in needed:
+                vjp = _bind(r.op.vjps[i], r.params, NUMPY)
+                shape, dtype = r.inputs[i].data.shape, r.inputs[i].data.dtype  # of the gradient
+                last = i == needed[-1]  # after it, record k's adjoint can be freed
+                self.backward.append((k, vjp, _fetch(slots[k]), slots[k][i], shape, dtype, last))
         self.records = records
         self.shapes = [t.data.shape for t in self.leaves]
         self.output = output
@@ -84,32 +86,31 @@ class TapeProgram:
     def run(self) -> None:
         """Forward and backward on the leaves' current values; adds to leaves' ``.grad``."""
         n = len(self.records)
-        for t, shape in zip(self.leaves, self.shapes, strict=True):
-            if t.data.shape != shape:
-                raise ShapeError(
-                    f"TapeProgram: leaf {t.name or 'tensor'} now has shape {t.data.shape}, but"
-                    f" the program was recorded with {shape}. Record a new program for the"
-                    " new shape."
-                )
+        if [t.data.shape for t in self.leaves] != self.shapes:
+            for t, shape in zip(self.leaves, self.shapes, strict=True):
+                if t.data.shape != shape:
+                    raise ShapeError(
+                        f"TapeProgram: leaf {t.name or 'tensor'} now has shape {t.data.shape},"
+                        f" but the program was recorded with {shape}. Record a new program for"
+                        " the new shape."
+                    )
         values: list[Any] = [None] * n + [t.data for t in self.leaves]
-        for k, (forward, inputs) in enumerate(self.forward):
+        for k, (forward, inputs, record, shown) in enumerate(self.forward):
             out = forward(*inputs(values))
-            values[k] = out if type(out) is np.ndarray else np.asarray(out)
-        for r, shown, out in zip(self.records, self.shown, values[:n], strict=True):
-            r.out = out
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            values[k] = record.out = out
             for t in shown:
                 t.data = out
 
+        # Every record's output feeds a later record (or is the output), so by the time a
+        # record comes up in this newest-first sweep its adjoint has been set.
         adjoints: list[Any] = [None] * len(values)
         adjoints[n - 1] = np.ones_like(values[n - 1])
-        current = n - 1
-        for k, vjp, inputs, target, (shape, dtype) in self.backward:
-            if k != current:  # record `current` is done: free its adjoint, as eager does
-                adjoints[current], current = None, k
-            g = adjoints[k]
-            if g is None:
-                continue
-            gi = vjp(g, values[k], *inputs(values))
+        for k, vjp, inputs, target, shape, dtype, last in self.backward:
+            gi = vjp(adjoints[k], values[k], *inputs(values))
+            if last:  # record k is done: free its adjoint, as eager mode does
+                adjoints[k] = None
             if gi.shape != shape:  # broadcasting summed this gradient
                 gi = NUMPY.sum_to(gi, shape=shape)
             if gi.dtype != dtype:
