@@ -36,12 +36,14 @@ class TapeProgram:
     """The tape of the scalar ``output``, as a program to run again (see the module doc)."""
 
     def __init__(self, output: Tensor):
-        if output.record is None or not output.requires_grad or output.data.size != 1:
-            raise ValueError(
-                "TapeProgram needs a scalar computed from tensors that require grad (a loss);"
-                f" got a tensor of shape {output.shape} that"
-                f" {'was recorded' if output.record is not None else 'no op recorded'}."
+        if output.record is None or output.data.size != 1:
+            why = (
+                f"a tensor of shape {output.shape}; reduce it first (.sum(), .mean())"
+                if output.data.size != 1
+                else "a tensor that no op recorded (a leaf, or computed from tensors that do not"
+                " require grad, or under no_grad())"
             )
+            raise ValueError(f"TapeProgram needs a recorded scalar (a loss); got {why}.")
         records = tape(output)  # forward order; output.record is the last one
         position = {r: k for k, r in enumerate(records)}
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
