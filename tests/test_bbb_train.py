@@ -98,12 +98,12 @@ def _small(seed=3):
     return x, y
 
 
-def _train(epochs, **kwargs):
+def _train(epochs, batch_size=16, **kwargs):
     x, y = _small()
     model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1, rho_init=-3.0)
     optimizer = Adam(model.parameters(), lr=1e-2)
     history = fit(
-        model, x, y, epochs, batch_size=16, optimizer=optimizer, n_samples=2,
+        model, x, y, epochs, batch_size=batch_size, optimizer=optimizer, n_samples=2,
         kl_scheme="blundell", seed=5, progress=False, **kwargs,
     )  # fmt: skip
     return model, history
@@ -132,11 +132,13 @@ def test_ctrl_c_ends_training_cleanly_keeping_model_and_history():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
-def test_resumed_training_continues_bit_identically(tmp_path):
+# batch_size None: one batch, so fit runs a LossProgram (recorded anew after resuming)
+@pytest.mark.parametrize("batch_size", [16, None], ids=["minibatches", "one-batch"])
+def test_resumed_training_continues_bit_identically(tmp_path, batch_size):
     path = tmp_path / "run.npz"
-    full_model, full = _train(6)
-    _train(3, checkpoint=path, checkpoint_every=3)  # stops after epoch 3, saved
-    resumed_model, resumed = _train(6, checkpoint=path, resume=True)
+    full_model, full = _train(6, batch_size)
+    _train(3, batch_size, checkpoint=path, checkpoint_every=3)  # stops after epoch 3, saved
+    resumed_model, resumed = _train(6, batch_size, checkpoint=path, resume=True)
     assert resumed.loss == full.loss
     for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data)

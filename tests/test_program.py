@@ -221,3 +221,29 @@ def test_fit_on_one_batch_equals_eager_training():
     assert history.loss == losses
     for p, q in zip(model.parameters(), twin.parameters(), strict=True):
         assert np.array_equal(p.data, q.data)
+
+
+def test_loss_program_refuses_a_network_changed_under_it():
+    model, x, y = model_and_data(CASES["gaussian-mixture"], seed=0)
+    program = model.loss_program(x, y)
+    program()
+    model.layers[0].weight_mask = np.ones((2, 8))  # as pruning does; the recording has none
+    with pytest.raises(ValueError, match="parameter tensor or a pruning mask .* replaced"):
+        program()
+    model.zero_grad()
+    model.loss_program(x, y)()  # recorded again, it runs
+    model.layers[0].bias_mu = mb.tensor(np.zeros(8), requires_grad=True)
+    with pytest.raises(ValueError, match="Record a new one"):
+        program()
+
+
+def test_loss_program_keeps_its_own_copy_of_the_data():
+    model, x, y = model_and_data(CASES["gaussian-mixture"], seed=0)
+    program = model.loss_program(x, y)
+    first = program()
+    output, eps = first.output.data.copy(), [[(w.copy(), b.copy()) for w, b in first.eps[0]]]
+    x[:] = 100.0  # the caller reuses its arrays
+    y[:] = -100.0
+    model.zero_grad()
+    again = program(eps=eps)  # the same noise and parameters: the same output
+    np.testing.assert_array_equal(again.output.data, output)

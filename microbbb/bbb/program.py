@@ -31,8 +31,10 @@ class LossProgram:
     ``BBBLoss``: the same object every time, its value and parts updated. The first call
     uses the eps drawn while recording.
 
-    Record a new program when x or y, ``n_samples``, the complexity weight, or the network
-    (pruning masks) change: the recording holds them.
+    x and y are copied when recording. Record a new program when they, ``n_samples``, the
+    complexity weight or the network change: the recording holds them. Replacing a
+    parameter tensor or a pruning mask is caught (the next call raises); changing values in
+    place is what training does and is seen.
     """
 
     def __init__(
@@ -45,9 +47,16 @@ class LossProgram:
         kl: str = "mc",
     ):
         self.model = model
-        self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
+        # own copies: the graph keeps them, so later changes to the caller's arrays stay out
+        self.loss = model.loss(np.array(x), np.array(y), n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
+        self._recorded_with = self._network()
         self._first = True
+
+    def _network(self) -> list:
+        """The objects the recording holds: parameter tensors and pruning masks."""
+        masks = [layer.weight_mask for layer in self.model.layers]
+        return [*self.model.parameters(), *masks]
 
     def __call__(self, eps: Sequence[Any] | None = None) -> BBBLoss:
         """Fresh eps, forward, backward; returns the loss (gradients in ``.grad``).
@@ -55,6 +64,12 @@ class LossProgram:
         ``eps[s]``: the noise to use instead, as for ``BayesianMLP.loss`` (a list with one
         ``(weight_eps, bias_eps)`` per layer for each sample s); it is copied in.
         """
+        if any(a is not b for a, b in zip(self._network(), self._recorded_with, strict=True)):
+            raise ValueError(
+                "LossProgram: a parameter tensor or a pruning mask of the model was replaced"
+                " after the loss was recorded, so the recording no longer describes the"
+                " network. Record a new one: model.loss_program(x, y, ...)."
+            )
         arrays = self.loss.eps  # loss.eps[s][layer] = (weight_eps, bias_eps): the graph's
         if eps is not None:
             self._copy_in(eps)
