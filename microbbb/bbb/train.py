@@ -99,14 +99,14 @@ def fit(
 ) -> History:
     """Train ``model`` by Bayes by Backprop; return the per-epoch ``History``.
 
-    ``batch_size=None`` uses the whole data set as one batch (then the loss is recorded
-    once and run again each step, ``BayesianMLP.loss_program``: the same numbers, less
-    Python per step; minibatches are drawn in a new random order each epoch and run
-    eagerly). ``optimizer`` defaults to
-    Adam(lr). ``kl_scheme`` weights the complexity cost of the M minibatches
-    (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled log q - log P) or
-    "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
-    stderr is a terminal. ``callback(epoch, history)`` runs after each epoch.
+    ``batch_size=None`` uses the whole data set as one batch: the loss is then recorded
+    once and run again each step (``BayesianMLP.loss_program``: the same numbers, less
+    Python per step). Minibatches are drawn in a new random order each epoch and run
+    eagerly. ``optimizer`` defaults to Adam(lr). ``kl_scheme`` weights the complexity cost
+    of the M minibatches (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled
+    log q - log P) or "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a
+    progress bar when stderr is a terminal. ``callback(epoch, history)`` runs after each
+    epoch.
     """
     x = model.check_inputs(x)
     y_checked = model.likelihood.prepare(y, len(x), model.sizes[-1])
