@@ -65,6 +65,41 @@ def test_program_gives_eager_values_and_gradients_on_new_leaf_values(dtype):
             assert np.array_equal(g, e)
 
 
+def test_program_source_is_the_trace_as_code():
+    """One line per forward op, one call per VJP (an edge of the reverse sweep), and x1,
+    used twice, receives two contributions."""
+    x1 = mb.tensor(2.0, requires_grad=True, name="x1")
+    x2 = mb.tensor(5.0, requires_grad=True, name="x2")
+    f = mb.log(x1) + x1 * x2 - mb.sin(x2)
+    program = mb.TapeProgram(f)
+    lines = program.source.splitlines()
+    start, end = lines.index("    # forward"), lines.index("    # backward, newest record first")
+    forward = [line.strip() for line in lines[start + 1 : end] if "(" in line]  # not write-backs
+    assert forward == [
+        "v0 = np.asarray(log_0(l0))",
+        "v1 = np.asarray(mul_1(l0, l1))",
+        "v2 = np.asarray(add_2(v0, v1))",
+        "v3 = np.asarray(sin_3(l1))",
+        "v4 = np.asarray(sub_4(v2, v3))",
+    ]
+    assert sum("_vjp" in line for line in lines) == len(mb.engine.adjoint_flow(f))
+    assert sum(line.strip().startswith("l0_bar = l0_bar + ") for line in lines) == 1
+    assert "l0 = L0.data  # x1" in program.source
+
+
+def test_program_casts_back_like_eager_mode_when_dtypes_mix():
+    rng = np.random.default_rng(3)
+    a = mb.tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float32)
+    b = mb.tensor(rng.standard_normal(4), requires_grad=True)  # float64
+    program = mb.TapeProgram((a * b).sum())
+    program.run()
+    got = a.grad.copy(), b.grad.copy()
+    a.grad = b.grad = None
+    (a * b).sum().backward()
+    assert got[0].dtype == np.float32 and np.array_equal(got[0], a.grad)
+    assert np.array_equal(got[1], b.grad)
+
+
 def test_program_updates_every_tensor_of_the_graph():
     rng = np.random.default_rng(1)
     a = mb.tensor(rng.standard_normal(3), requires_grad=True)

@@ -8,9 +8,10 @@ data, same network; new parameter values, new eps), the recorded program can sim
 run again: the same forward functions and the same VJPs, in the same order, on the
 current values of the leaves. The numbers are the ones eager mode gives, bit for bit.
 
-``TapeProgram(loss)`` compiles the tape of a scalar into two instruction lists over
-numbered slots (the records' outputs first, then the leaves), and ``run()`` executes
-them: forward, then the reverse sweep, then ``.grad`` of every leaf that requires grad
+``TapeProgram(loss)`` writes the tape out as straight-line Python, one line per forward
+op and one per VJP, and compiles it once (``print(program.source)`` shows it: the forward
+trace, then the adjoint trace of the AD literature, as code). ``run()`` executes it:
+forward, then the reverse sweep, then ``.grad`` of every leaf that requires grad
 (accumulated, as ``backward`` does). Every tensor of the graph gets its new value, so the
 loss, its parts and any intermediate you hold show the latest run.
 
@@ -23,8 +24,6 @@ another branch, or the data changes shape, record a new program.
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,11 @@ from .core import NUMPY, ShapeError, Tensor, _accumulate, tape
 
 
 class TapeProgram:
-    """The tape of the scalar ``output``, as a program to run again (see the module doc)."""
+    """The tape of the scalar ``output``, as a program to run again (see the module doc).
+
+    ``source`` is the generated code: ``l<j>`` are the leaves' values, ``v<k>`` the output
+    of record k, ``v<k>_bar`` and ``l<j>_bar`` their adjoints.
+    """
 
     def __init__(self, output: Tensor):
         if output.record is None or output.data.size != 1:
@@ -44,50 +47,106 @@ class TapeProgram:
                 " require grad, or under no_grad())"
             )
             raise ValueError(f"TapeProgram needs a recorded scalar (a loss); got {why}.")
-        records = tape(output)  # forward order; output.record is the last one
-        position = {r: k for k, r in enumerate(records)}
+        self.output = output
+        self.records = tape(output)  # forward order; output.record is the last one
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
-        leaf_slot: dict[Tensor, int] = {}
+        self.shapes: list[tuple] = []
+        self.source, namespace = self._generate()
+        exec(compile(self.source, "<TapeProgram>", "exec"), namespace)  # noqa: S102
+        self._run = namespace["run"]
 
-        def slot(t: Tensor) -> int:
+    def _generate(self) -> tuple[str, dict[str, Any]]:
+        """The Python source of one run, and the objects its names refer to."""
+        records = self.records
+        position = {r: k for k, r in enumerate(records)}
+        leaf_index: dict[Tensor, int] = {}
+        names: dict[str, Any] = {"np": np, "sum_to": NUMPY.sum_to, "accumulate": _accumulate}
+
+        def value(t: Tensor) -> str:
             if t.record is not None:
-                return position[t.record]
-            if t not in leaf_slot:
-                leaf_slot[t] = len(records) + len(self.leaves)
+                return f"v{position[t.record]}"
+            if t not in leaf_index:
+                leaf_index[t] = len(self.leaves)
                 self.leaves.append(t)
-            return leaf_slot[t]
+            return f"l{leaf_index[t]}"
 
-        # the tensors that show each record's value, to update on every run
+        def bind(name: str, fn: Any, params: dict, *first: Any) -> str:
+            # the op's parameters (and xp, for a VJP) are bound once, not passed every run
+            names[name] = functools.partial(fn, *first, **params) if params or first else fn
+            return name
+
+        # every tensor that shows record k's value gets it after each run
         shown: list[list[Tensor]] = [[] for _ in records]
-        for t in (output, *(t for r in records for t in r.inputs)):
+        for t in (self.output, *(t for r in records for t in r.inputs)):
             if t.record is not None:
                 bucket = shown[position[t.record]]
                 if all(u is not t for u in bucket):
                     bucket.append(t)
-        # forward: values[k] = op.forward(*values[inputs], **params), as (call, inputs, ...)
-        # with the params bound and `inputs` fetching the input values in one C call
-        slots = [[slot(t) for t in r.inputs] for r in records]
-        self.forward = [
-            (_bind(r.op.forward, r.params), _fetch(s), r, ts)
-            for r, s, ts in zip(records, slots, shown, strict=True)
+
+        forward = ["    # forward"]
+        for k, r in enumerate(records):
+            args = ", ".join(value(t) for t in r.inputs)
+            call = bind(f"{r.op.name}_{k}", r.op.forward, r.params)
+            if r.out.ndim == 0:  # numpy returns a scalar, not an array, for 0-d results
+                forward.append(f"    v{k} = np.asarray({call}({args}))")
+            else:
+                forward.append(f"    v{k} = {call}({args})")
+            names[f"R{k}"] = r
+            holders = [f"R{k}.out"]
+            for m, t in enumerate(shown[k]):
+                names[f"T{k}_{m}"] = t
+                holders.append(f"T{k}_{m}.data")
+            forward.append(f"    {' = '.join(holders)} = v{k}")
+        leaves = ["    # the leaves' current values"]
+        for j, t in enumerate(self.leaves):
+            names[f"L{j}"] = t
+            leaves.append(f"    l{j} = L{j}.data" + (f"  # {t.name}" if t.name else ""))
+            self.shapes.append(t.data.shape)
+
+        n = len(records)
+        backward = [
+            "    # backward, newest record first",
+            f"    v{n - 1}_bar = np.ones_like(v{n - 1})",
         ]
-        # backward, newest record first: adjoints[target] += vjp(adjoints[k], values[k], *inputs)
-        self.backward = []
-        for k in reversed(range(len(records))):
+        assigned: set[str] = set()
+        for k in reversed(range(n)):
             r = records[k]
+            args = ", ".join(value(t) for t in r.inputs)
             needed = [i for i, t in enumerate(r.inputs) if t.requires_grad]
             for i in needed:
-                vjp = _bind(r.op.vjps[i], r.params, NUMPY)
-                shape, dtype = r.inputs[i].data.shape, r.inputs[i].data.dtype  # of the gradient
-                last = i == needed[-1]  # after it, record k's adjoint can be freed
-                self.backward.append((k, vjp, _fetch(slots[k]), slots[k][i], shape, dtype, last))
-        self.records = records
-        self.shapes = [t.data.shape for t in self.leaves]
-        self.output = output
+                t = r.inputs[i]
+                target = f"{value(t)}_bar"
+                vjp = bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
+                contribution = f"{vjp}(v{k}_bar, v{k}, {args})"
+                fixes = []
+                if t.data.shape != r.out.shape:  # broadcast, reduced or reshaped: check
+                    shape = t.data.shape
+                    fixes.append(f"    if g.shape != {shape}: g = sum_to(g, shape={shape})")
+                dtypes = (*(u.data.dtype for u in r.inputs), r.out.dtype)
+                if any(d != t.data.dtype for d in dtypes):  # mixed: cast back, as eager does
+                    names[f"D{k}_{i}"] = t.data.dtype
+                    fixes.append(f"    if g.dtype != D{k}_{i}: g = g.astype(D{k}_{i})")
+                if fixes:
+                    backward += [f"    g = {contribution}", *fixes]
+                    contribution = "g"
+                plus = f"{target} + " if target in assigned else ""
+                backward.append(f"    {target} = {plus}{contribution}")
+                assigned.add(target)
+            backward.append(f"    del v{k}_bar")  # record k is done, as eager mode frees it
+
+        finish = ["    # gradients into .grad", "    handed_out = set()"]
+        for j in range(len(self.leaves)):
+            if f"l{j}_bar" in assigned:
+                finish.append(f"    accumulate(L{j}, l{j}_bar, False, handed_out)")
+        legend = [
+            "    # l<j>: the value of leaf L<j>; v<k>: the output of record R<k>, shown by the",
+            "    # tensors T<k>_<m>; l<j>_bar, v<k>_bar: their adjoints (d loss / d value)",
+        ]
+        lines = ["def run():", *legend, *leaves, *forward, *backward, *finish]
+        return "\n".join(lines) + "\n", names
 
     def run(self) -> None:
         """Forward and backward on the leaves' current values; adds to leaves' ``.grad``."""
-        n = len(self.records)
         if [t.data.shape for t in self.leaves] != self.shapes:
             for t, shape in zip(self.leaves, self.shapes, strict=True):
                 if t.data.shape != shape:
@@ -96,51 +155,8 @@ class TapeProgram:
                         f" but the program was recorded with {shape}. Record a new program for"
                         " the new shape."
                     )
-        values: list[Any] = [None] * n + [t.data for t in self.leaves]
-        for k, (forward, inputs, record, shown) in enumerate(self.forward):
-            out = forward(*inputs(values))
-            if type(out) is not np.ndarray:
-                out = np.asarray(out)
-            values[k] = record.out = out
-            for t in shown:
-                t.data = out
-
-        # Every record's output feeds a later record (or is the output), so by the time a
-        # record comes up in this newest-first sweep its adjoint has been set.
-        adjoints: list[Any] = [None] * len(values)
-        adjoints[n - 1] = np.ones_like(values[n - 1])
-        for k, vjp, inputs, target, shape, dtype, last in self.backward:
-            gi = vjp(adjoints[k], values[k], *inputs(values))
-            if last:  # record k is done: free its adjoint, as eager mode does
-                adjoints[k] = None
-            if gi.shape != shape:  # broadcasting summed this gradient
-                gi = NUMPY.sum_to(gi, shape=shape)
-            if gi.dtype != dtype:
-                gi = gi.astype(dtype)
-            previous = adjoints[target]
-            adjoints[target] = gi if previous is None else previous + gi
-
-        handed_out: set[int] = set()
-        for leaf, g in zip(self.leaves, adjoints[n:], strict=True):
-            if g is not None:
-                _accumulate(leaf, g, False, handed_out)
+        self._run()
 
     def __repr__(self) -> str:
-        return (
-            f"<TapeProgram: {len(self.records)} records, {len(self.backward)} VJPs,"
-            f" {len(self.leaves)} leaves>"
-        )
-
-
-def _bind(fn: Callable, params: dict, *first: Any) -> Callable:
-    """``fn`` with its fixed arguments bound: ``first`` (xp, for a VJP) and the op's
-    parameters. (Passing ``**params`` on every call costs more than the call itself.)"""
-    return functools.partial(fn, *first, **params) if params or first else fn
-
-
-def _fetch(slots: list[int]) -> Callable[[list], Any]:
-    """``values -> [values[i] for i in slots]``, done in C by operator.itemgetter. With one
-    slot, a slice of length one, so that the result can always be unpacked with ``*``."""
-    if len(slots) == 1:
-        return operator.itemgetter(slice(slots[0], slots[0] + 1))
-    return operator.itemgetter(*slots)
+        vjps = self.source.count("_vjp")
+        return f"<TapeProgram: {len(self.records)} records, {vjps} VJPs, {len(self.leaves)} leaves>"
