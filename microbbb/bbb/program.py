@@ -55,8 +55,9 @@ class LossProgram:
 
     def _network(self) -> list:
         """The objects the recording holds: parameter tensors and pruning masks."""
-        masks = [layer.weight_mask for layer in self.model.layers]
-        return [*self.model.parameters(), *masks]
+        held = ("weight_mu", "weight_rho", "bias_mu", "bias_rho", "weight_mask")
+        layers = [getattr(layer, name) for layer in self.model.layers for name in held]
+        return [*layers, *self.model.likelihood.parameters()]
 
     def __call__(self, eps: Sequence[Any] | None = None) -> BBBLoss:
         """Fresh eps, forward, backward; returns the loss (gradients in ``.grad``).
