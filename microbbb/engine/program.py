@@ -13,7 +13,9 @@ op and one per VJP, and compiles it once (``print(program.source)`` shows it: th
 trace, then the adjoint trace of the AD literature, as code). ``run()`` executes it:
 forward, then the reverse sweep, then ``.grad`` of every leaf that requires grad
 (accumulated, as ``backward`` does). Every tensor of the graph gets its new value, so the
-loss, its parts and any intermediate you hold show the latest run.
+loss, its parts and any intermediate you hold show the latest run. Writing and compiling
+the code costs about 0.1 ms per op (2 s for a 20 000-op chain), so a program pays off
+when it runs many times, as in training.
 
 It is first-order only (no ``create_graph``, no ``retain_grad``), does not check
 anomalies (use eager mode under ``detect_anomaly()`` to find where a NaN came from), and
