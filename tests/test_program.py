@@ -282,3 +282,68 @@ def test_loss_program_keeps_its_own_copy_of_the_data():
     model.zero_grad()
     again = program(eps=eps)  # the same noise and parameters: the same output
     np.testing.assert_array_equal(again.output.data, output)
+
+
+@pytest.mark.parametrize("name", ["gaussian-mixture", "categorical", "float32"])
+def test_fed_program_equals_the_eager_loss_on_the_new_batch(name):
+    """feed() puts a new batch (and complexity weight) where the recording holds the data:
+    x in leaves, y in "y" leaves or in Categorical's index parameter."""
+    model, x, y = model_and_data(CASES[name], seed=2)
+    program = model.loss_program(x[:20], y[:20], complexity_weight=0.5)
+    program()
+    eps = [[(w.copy(), b.copy()) for w, b in program.loss.eps[0]]]
+    program.feed(x[20:], y[20:], complexity_weight=0.25)
+    model.zero_grad()
+    got = program(eps=eps)
+    got = [got.data.copy(), got.log_likelihood.data.copy()] + [
+        p.grad.copy() for p in model.parameters()
+    ]
+    model.zero_grad()
+    eager = model.loss(x[20:], y[20:], complexity_weight=0.25, eps=eps)
+    eager.backward()
+    expected = [eager.data, eager.log_likelihood.data] + [p.grad for p in model.parameters()]
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
+    assert program.loss.complexity_weight == 0.25
+
+
+def test_feed_refuses_what_the_recording_cannot_take():
+    model, x, y = model_and_data(CASES["categorical"], seed=2)
+    program = model.loss_program(x[:20], y[:20], complexity_weight=0.5)
+    with pytest.raises(
+        mb.ShapeError, match="a batch of 19 rows, but the loss was recorded with 20"
+    ):
+        program.feed(x[:19], y[:19])
+    with pytest.raises(ValueError, match="labels must lie in 0..2"):
+        program.feed(x[:20], np.full(20, 7))
+    unweighted = model.loss_program(x[:20], y[:20])  # weight 1: no multiplication recorded
+    with pytest.raises(ValueError, match="recorded with complexity_weight 1"):
+        unweighted.feed(x[20:], y[20:], complexity_weight=0.5)
+
+
+def test_fit_on_minibatches_equals_eager_training():
+    """fit records one program per batch size (40 rows in batches of 16: sizes 16 and 8)
+    and feeds it: the parameters are those of the plain eager loop that fit's docstring
+    describes, with the same shuffling and the paper's minibatch weights."""
+    model, x, y = model_and_data(CASES["categorical"], seed=4)
+    history = fit(
+        model, x, y, epochs=3, batch_size=16, lr=1e-2, n_samples=2, kl_scheme="blundell",
+        seed=7, progress=False,
+    )  # fmt: skip
+    twin, _, _ = model_and_data(CASES["categorical"], seed=4)
+    opt = mb.optim.Adam(twin.parameters(), lr=1e-2)
+    shuffle = np.random.default_rng(7)
+    weights = mb.bbb.minibatch_weights(3, "blundell")
+    epoch_losses = []
+    for _ in range(3):
+        order, total = shuffle.permutation(len(x)), 0.0
+        for step in range(3):
+            rows = order[step * 16 : (step + 1) * 16]
+            opt.zero_grad()
+            loss = twin.loss(x[rows], y[rows], n_samples=2, complexity_weight=weights[step])
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        epoch_losses.append(total)
+    assert history.loss == epoch_losses
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)

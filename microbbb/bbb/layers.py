@@ -393,7 +393,11 @@ class BayesianMLP(Module):
             else:
                 kls = (layer.kl(s) for layer, s in zip(self.layers, sigmas, strict=True))
                 complexity = _named(_total(kls), "kl")
-            weighted = complexity if complexity_weight == 1 else complexity_weight * complexity
+            if complexity_weight == 1:
+                weighted = complexity
+            else:  # a named constant: a LossProgram can set it for the next minibatch
+                weight = Tensor._make(np.asarray(complexity_weight, dtype=self.dtype), None)
+                weighted = _named(weight, "complexity_weight") * complexity
             f = weighted - log_likelihood
         result = BBBLoss.__new__(BBBLoss)
         result.data, result.record, result.requires_grad = f.data, f.record, f.requires_grad

@@ -5,7 +5,8 @@ parameters and the noise eps change. ``model.loss_program(x, y)`` records the lo
 (a ``TapeProgram``) and each call then draws fresh eps into the graph's eps arrays and
 runs the recorded forward and backward: the same numbers as ``model.loss(x, y)`` followed
 by ``backward()``, bit for bit, without the per-op Python bookkeeping of eager mode.
-``fit`` uses it when the whole data set is one batch.
+``feed(x, y, complexity_weight)`` puts the next minibatch of the same size in place, so
+``fit`` runs one program per batch size.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine import TapeProgram
+from ..engine import ShapeError, TapeProgram
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -31,8 +32,9 @@ class LossProgram:
     ``BBBLoss``: the same object every time, its value and parts updated. The first call
     uses the eps drawn while recording.
 
-    x and y are copied when recording. Record a new program when they, ``n_samples``, the
-    complexity weight or the network change: the recording holds them. Replacing a
+    x and y are copied when recording; ``feed`` replaces them (and the complexity weight)
+    with the next batch of the same size. Record a new program when the batch size,
+    ``n_samples``, ``kl`` or the network change: the recording holds them. Replacing a
     parameter tensor or a pruning mask is caught (the next call raises); changing values in
     place is what training does and is seen.
     """
@@ -47,11 +49,58 @@ class LossProgram:
         kl: str = "mc",
     ):
         self.model = model
-        # own copies: the graph keeps them, so later changes to the caller's arrays stay out
-        self.loss = model.loss(np.array(x), np.array(y), n_samples, complexity_weight, kl)
+        # own checked copies: the graph holds them (feed() writes the next batch into them)
+        self.x = np.array(model.check_inputs(x))
+        self.y = np.array(model.likelihood.prepare(y, len(self.x), model.sizes[-1]))
+        self.loss = model.loss(self.x, self.y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
         self._recorded_with = self._network()
         self._first = True
+        # where the data sits in the recording: x in leaves, y in leaves named "y"
+        # (Gaussian, Bernoulli) or in an op's index parameter (Categorical's labels)
+        leaves = self.program.leaves
+        self._x_leaves = [t for t in leaves if t.data is self.x]
+        self._y_leaves = [t for t in leaves if t.name == "y"]
+        self._y_in_params = any(
+            any(a is self.y for a in value)
+            for r in self.program.records
+            for value in r.params.values()
+            if isinstance(value, tuple)
+        )
+        self._weight = next((t for t in leaves if t.name == "complexity_weight"), None)
+
+    def feed(self, x: Any, y: Any, complexity_weight: float | None = None) -> None:
+        """Put the next batch (of the recorded size) and its complexity weight in place.
+
+        x and y are checked as ``loss`` checks them. Raises if the recording cannot take
+        them: another batch size, or a weight other than 1 when the recording had 1 (then
+        the multiplication was not recorded).
+        """
+        model = self.model
+        x = model.check_inputs(x)
+        y = model.likelihood.prepare(y, len(x), model.sizes[-1])
+        if x.shape != self.x.shape:
+            raise ShapeError(
+                f"LossProgram.feed: a batch of {len(x)} rows, but the loss was recorded with"
+                f" {len(self.x)}. Record one program per batch size."
+            )
+        if not self._x_leaves or not (self._y_leaves or self._y_in_params):
+            raise ValueError(
+                "LossProgram.feed: this recording does not show where its data is; record a"
+                " new program for each batch instead."
+            )
+        self.x[...] = x
+        self.y[...] = y
+        for t in self._y_leaves:
+            t.data[...] = y
+        if complexity_weight is not None and complexity_weight != self.loss.complexity_weight:
+            if self._weight is None:
+                raise ValueError(
+                    "LossProgram.feed: the loss was recorded with complexity_weight 1 (no"
+                    " multiplication recorded); record it with the weight of a minibatch."
+                )
+            self._weight.data[...] = complexity_weight
+            self.loss.complexity_weight = complexity_weight
 
     def _network(self) -> list:
         """The objects the recording holds: parameter tensors and pruning masks."""

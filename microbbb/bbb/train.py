@@ -35,6 +35,7 @@ from ..engine import AnomalyError, detect_anomaly
 from ..optim import Adam, Optimizer
 from .layers import BayesianMLP
 from .likelihoods import Gaussian
+from .program import LossProgram
 
 
 def minibatch_weights(n_batches: int, scheme: str = "uniform") -> np.ndarray:
@@ -99,14 +100,14 @@ def fit(
 ) -> History:
     """Train ``model`` by Bayes by Backprop; return the per-epoch ``History``.
 
-    ``batch_size=None`` uses the whole data set as one batch: the loss is then recorded
-    once and run again each step (``BayesianMLP.loss_program``: the same numbers, less
-    Python per step). Minibatches are drawn in a new random order each epoch and run
-    eagerly. ``optimizer`` defaults to Adam(lr). ``kl_scheme`` weights the complexity cost
-    of the M minibatches (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled
-    log q - log P) or "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a
-    progress bar when stderr is a terminal. ``callback(epoch, history)`` runs after each
-    epoch.
+    ``batch_size=None`` uses the whole data set as one batch; minibatches are drawn in a
+    new random order each epoch. The loss of each batch size is recorded once
+    (``BayesianMLP.loss_program``) and then fed each minibatch: the numbers of eager
+    ``loss`` and ``backward``, with less Python per step. ``optimizer`` defaults to
+    Adam(lr). ``kl_scheme`` weights the complexity cost of the M minibatches
+    (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled log q - log P) or
+    "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
+    stderr is a terminal. ``callback(epoch, history)`` runs after each epoch.
     """
     x = model.check_inputs(x)
     y_checked = model.likelihood.prepare(y, len(x), model.sizes[-1])
@@ -124,7 +125,8 @@ def fit(
         start_epoch = _load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
 
     bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
-    program = None  # one batch: the loss is recorded once and run again (LossProgram)
+    # the loss of a batch size is recorded once (a LossProgram), then fed each minibatch
+    programs: dict[int, LossProgram] = {}
     with _DeferInterrupt() as interrupt:
         for epoch in range(start_epoch, epochs):
             order = shuffle_rng.permutation(n) if n_batches > 1 else None
@@ -133,16 +135,17 @@ def fit(
                 optimizer.zero_grad()
                 if order is None:  # the whole data set, in its order, every step
                     xb, yb = x, y_checked
-                    if program is None:
-                        program = model.loss_program(x, y_checked, n_samples, weights[0], kl)
-                    loss = program()  # forward and backward
                 else:
                     rows = order[step * batch_size : (step + 1) * batch_size]
                     xb, yb = x[rows], y_checked[rows]
-                    loss = model.loss(xb, yb, n_samples, weights[step], kl=kl)
+                program = programs.get(len(xb))
+                if program is None:
+                    program = model.loss_program(xb, yb, n_samples, weights[step], kl)
+                    programs[len(xb)] = program
+                elif order is not None:
+                    program.feed(xb, yb, weights[step])
+                loss = program()  # fresh eps, forward and backward
                 _check_finite(model, loss, xb, yb, epoch, step, kl)
-                if order is not None:
-                    loss.backward()
                 _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
                 optimizer.step()
                 sums += _batch_stats(model, loss, yb)
