@@ -252,14 +252,16 @@ class Microbbb:
 
     def loss_and_grads(self, eps: list) -> tuple[float, list]:
         self.opt.zero_grad()
-        loss = self.model.loss(self.x, self.y, n_samples=1, eps=[eps])
-        loss.backward()
-        grads = [
-            [p.grad.copy() for p in (la.weight_mu, la.weight_rho, la.bias_mu, la.bias_rho)]
-            for la in self.model.layers
-        ]
+        loss = self.loss_with(eps)
+        grads = [[getattr(la, n).grad.copy() for n in NAMES] for la in self.model.layers]
         self.opt.zero_grad()
         return loss.item(), grads
+
+    def loss_with(self, eps: list) -> Any:
+        """The loss for the given eps, its gradients in .grad."""
+        loss = self.model.loss(self.x, self.y, n_samples=1, eps=[eps])
+        loss.backward()
+        return loss
 
     def clear_grads(self) -> None:
         self.opt.zero_grad()
@@ -267,8 +269,7 @@ class Microbbb:
 
 class MicrobbbProgram(Microbbb):
     """The same step through ``model.loss_program(x, y)``: the loss recorded once, then each
-    step draws fresh eps and runs the recorded forward and backward (what ``fit`` does on a
-    single batch)."""
+    step draws fresh eps and runs the recorded forward and backward (what ``fit`` does)."""
 
     def __init__(self, model: BayesianMLP, x, y):
         super().__init__(model, x, y)
@@ -279,15 +280,8 @@ class MicrobbbProgram(Microbbb):
         self.program()
         self.opt.step()
 
-    def loss_and_grads(self, eps: list) -> tuple[float, list]:
-        self.opt.zero_grad()
-        loss = self.program(eps=[eps])
-        grads = [
-            [p.grad.copy() for p in (la.weight_mu, la.weight_rho, la.bias_mu, la.bias_rho)]
-            for la in self.model.layers
-        ]
-        self.opt.zero_grad()
-        return loss.item(), grads
+    def loss_with(self, eps: list) -> Any:
+        return self.program(eps=[eps])
 
 
 # ----------------------------------------------------------------------------- torch
