@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import primitives as _p
-from .engine.core import Tensor
+from .engine import Tensor
+from .engine import primitives as P
 from .engine.primitives import (
     abs,
     add,
@@ -64,38 +64,38 @@ def _axis(axis: Any) -> Any:
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
-    return _p.sum(x, axis=_axis(axis), keepdims=keepdims)
+    return P.sum(x, axis=_axis(axis), keepdims=keepdims)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
-    return _p.mean(x, axis=_axis(axis), keepdims=keepdims)
+    return P.mean(x, axis=_axis(axis), keepdims=keepdims)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``. Tie rule: tied maxima share the gradient equally."""
-    return _p.max(x, axis=_axis(axis), keepdims=keepdims)
+    return P.max(x, axis=_axis(axis), keepdims=keepdims)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """$\\log \\sum_i e^{x_i}$ over ``axis``, computed as m + log sum exp(x - m), m = max."""
-    return _p.logsumexp(x, axis=_axis(axis), keepdims=keepdims)
+    return P.logsumexp(x, axis=_axis(axis), keepdims=keepdims)
 
 
 def reshape(x: Any, shape: Any) -> Tensor:
     """Same data, new shape."""
-    return _p.reshape(x, shape=tuple(shape) if isinstance(shape, list) else shape)
+    return P.reshape(x, shape=tuple(shape) if isinstance(shape, list) else shape)
 
 
 def transpose(x: Any, axes: Any = None) -> Tensor:
     """Permute axes (reverse them when None)."""
     ndim = np.ndim(x.data if isinstance(x, Tensor) else x)
-    return _p.transpose(x, axes=tuple(axes) if axes is not None else tuple(range(ndim))[::-1])
+    return P.transpose(x, axes=tuple(axes) if axes is not None else tuple(range(ndim))[::-1])
 
 
 def clip(x: Any, low: float | None = None, high: float | None = None) -> Tensor:
     """Clamp to [low, high]; the gradient is zero where a value was clamped."""
-    return _p.clip(x, low=low, high=high)
+    return P.clip(x, low=low, high=high)
 
 
 def scale_mixture_log_prob(w: Any, pi: float, sigma1: float, sigma2: float) -> Tensor:
@@ -104,7 +104,7 @@ def scale_mixture_log_prob(w: Any, pi: float, sigma1: float, sigma2: float) -> T
     One primitive (computed with logaddexp, finite for any w), so a prior costs one
     record per weight tensor instead of six.
     """
-    return _p.scale_mixture_log_prob(w, pi=float(pi), sigma1=float(sigma1), sigma2=float(sigma2))
+    return P.scale_mixture_log_prob(w, pi=float(pi), sigma1=float(sigma1), sigma2=float(sigma2))
 
 
 def log_sigmoid(x: Any) -> Tensor:

@@ -664,7 +664,7 @@ def test_float32_in_float32_out(name, case):
 # out ~ 1, so any two correctly rounded forwards give gradients that differ by ~eps there.
 LARGE_X = np.concatenate(
     [
-        np.linspace(-40.0, 40.0, mb.engine.primitives.SMALL),
+        np.linspace(-40.0, 40.0, mb.engine.kernels.SMALL),
         np.linspace(-0.05, 0.05, 501),  # where the mixture's two components trade places
         [-800.0, -50.0, -1e-8, 0.0, 1e-8, 50.0, 800.0],
     ]
@@ -686,7 +686,7 @@ def test_large_tensor_path_agrees_with_small_path_and_torch(name, dtype):
     fn, torch_fn = LARGE_OPS[name]
     x = LARGE_X.astype(dtype)
     g = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(dtype)
-    assert x.size >= mb.engine.primitives.SMALL
+    assert x.size >= mb.engine.kernels.SMALL
     large = mb.tensor(x, requires_grad=True)
     out = fn(large)
     out.backward(g)

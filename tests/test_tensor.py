@@ -1,4 +1,5 @@
-"""Tensor, tape and backward semantics (microbbb/engine/core.py).
+"""Tensor, tape and backward semantics (microbbb/engine: tensor.py, tape.py, sweep.py and
+gradients.py).
 
 Reference values are closed-form derivatives or torch 2.13 in float64; they agree with ours
 to rounding, so rtol=1e-12 unless a comment says otherwise.

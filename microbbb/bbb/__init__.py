@@ -5,8 +5,8 @@ signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_h
 """
 
 from . import by_hand
-from .io import ModelFileError
-from .layers import BayesianLinear, BayesianMLP, BBBLoss
+from .io import ModelFileError, save_checkpoint
+from .layers import BayesianLinear, BayesianMLP, BBBLoss, LossData, Noise
 from .likelihoods import (
     Bernoulli,
     Categorical,
@@ -17,7 +17,7 @@ from .likelihoods import (
 from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
 from .pruning import prune, pruned_fraction, snr
-from .train import History, TrainingDiverged, fit, minibatch_weights, save_checkpoint
+from .train import History, TrainingDiverged, fit, minibatch_weights
 
 
 def to_torch(model: BayesianMLP):  # noqa: ANN201 (torch is not imported here)
@@ -40,8 +40,10 @@ __all__ = [
     "Gaussian",
     "GaussianPrior",
     "History",
+    "LossData",
     "LossProgram",
     "ModelFileError",
+    "Noise",
     "RegressionPrediction",
     "ScaleMixturePrior",
     "TrainingDiverged",

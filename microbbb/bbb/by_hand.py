@@ -165,7 +165,7 @@ def loss_and_gradients(
     n_samples, c = len(eps), complexity_weight
     noise_sigma = None
     if type(likelihood).__name__ == "Gaussian":
-        noise_sigma = float(softplus(noise_rho)) if noise_rho is not None else likelihood._sigma
+        noise_sigma = float(softplus(noise_rho)) if noise_rho is not None else likelihood.sigma
     names = ("weight", "bias")
     mus = [[layer[f"{k}_mu"] for k in names] for layer in layers]
     rhos = [[layer[f"{k}_rho"] for k in names] for layer in layers]

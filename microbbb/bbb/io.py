@@ -1,24 +1,30 @@
-"""Saving and loading ``BayesianMLP`` models as ``.npz`` files.
+"""Files: saving and loading ``BayesianMLP`` models, and training checkpoints.
 
-The file holds every parameter as a numpy array plus a JSON string ``metadata`` (format
-name and version, sizes, activation, prior, likelihood, dtype). It is read with
-``allow_pickle=False``, so loading a file never executes anything; a file that is not a
-microbbb model (corrupt, truncated, foreign, another version) raises ``ModelFileError``
-saying what is wrong. Writes are atomic: a temporary file, then a rename.
+A model file is an ``.npz`` archive holding every parameter as a numpy array plus a JSON
+string ``metadata`` (format name and version, sizes, activation, prior, likelihood,
+dtype). A checkpoint adds the optimiser's state, the random generators' states, the epoch
+and the history, so that ``fit(..., resume=True)`` continues bit-identically. Files are
+read with ``allow_pickle=False``, so loading never executes anything; a file that is not
+a microbbb file (corrupt, truncated, foreign, another version) raises ``ModelFileError``
+saying what is wrong. Every write is atomic: a temporary file, then a rename.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .layers import BayesianMLP
 from .likelihoods import likelihood_from_config
 from .priors import prior_from_config
+
+if TYPE_CHECKING:  # for type hints only: layers imports this module
+    from ..optim import Optimizer
+    from .layers import BayesianMLP
 
 FORMAT = "microbbb.BayesianMLP"
 VERSION = 1
@@ -75,11 +81,26 @@ def set_model_arrays(model: BayesianMLP, arrays: dict[str, np.ndarray]) -> None:
 
 def save(model: BayesianMLP, path: str | os.PathLike) -> None:
     """Write the model to ``path`` (.npz, atomically)."""
-    from .train import _atomic_savez
-
     arrays = dict(model_arrays(model))
     arrays["metadata"] = np.array(json.dumps(model_metadata(model)))
-    _atomic_savez(path, arrays)
+    atomic_savez(path, arrays)
+
+
+def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` into a temporary file, then rename it to ``path``: readers see the old
+    file or the new one, never half of one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)  # atomic on POSIX
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def load_arrays(path: str | os.PathLike, expected_format: str) -> tuple[dict, dict]:
@@ -110,10 +131,10 @@ def load_arrays(path: str | os.PathLike, expected_format: str) -> tuple[dict, di
     return arrays, meta
 
 
-def model_from_metadata(meta: dict[str, Any]) -> BayesianMLP:
-    """An untrained model with the architecture that ``meta`` describes."""
+def model_from_metadata(meta: dict[str, Any], model_class: type) -> BayesianMLP:
+    """An untrained ``model_class`` (``BayesianMLP``) with the architecture ``meta`` describes."""
     try:
-        return BayesianMLP(
+        return model_class(
             meta["sizes"],
             activation=meta["activation"],
             prior=prior_from_config(meta["prior"]),
@@ -126,10 +147,11 @@ def model_from_metadata(meta: dict[str, Any]) -> BayesianMLP:
         raise ModelFileError(f"the model description is incomplete or invalid: {error}") from error
 
 
-def load(path: str | os.PathLike) -> BayesianMLP:
-    """Read a model written by ``save``; the parameters are restored bit for bit."""
+def load(path: str | os.PathLike, model_class: type) -> BayesianMLP:
+    """Read a model written by ``save`` as a ``model_class`` (``BayesianMLP``); the
+    parameters are restored bit for bit."""
     arrays, meta = load_arrays(path, FORMAT)
-    model = model_from_metadata(meta)
+    model = model_from_metadata(meta, model_class)
     set_model_arrays(model, arrays)
     try:
         model.seed = meta.get("seed")
@@ -137,3 +159,55 @@ def load(path: str | os.PathLike) -> BayesianMLP:
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: the saved random generator is invalid ({error})") from error
     return model
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: BayesianMLP,
+    optimizer: Optimizer,
+    shuffle_rng: np.random.Generator,
+    history: Any,
+    epoch: int,
+) -> None:
+    """Save everything needed to continue training exactly, atomically (temp + rename)."""
+    arrays = {f"model/{k}": v for k, v in model_arrays(model).items()}
+    arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
+    meta = {
+        "format": "microbbb.checkpoint",
+        "version": 1,
+        "epoch": epoch,
+        "model": model_metadata(model),
+        "optimizer": type(optimizer).__name__,
+        "model_rng": model.rng.bit_generator.state,
+        "shuffle_rng": shuffle_rng.bit_generator.state,
+        "history": history.as_dict(),
+    }
+    arrays["metadata"] = np.array(json.dumps(meta))
+    atomic_savez(path, arrays)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: BayesianMLP,
+    optimizer: Optimizer,
+    shuffle_rng: np.random.Generator,
+    history: Any,
+) -> int:
+    """Restore a checkpoint into ``model``, ``optimizer``, ``shuffle_rng`` and ``history``
+    (its lists are extended); return the number of epochs it had completed."""
+    arrays, meta = load_arrays(path, "microbbb.checkpoint")
+    if meta["optimizer"] != type(optimizer).__name__:
+        raise ModelFileError(
+            f"{path}: the checkpoint was written with {meta['optimizer']}, not"
+            f" {type(optimizer).__name__}"
+        )
+    set_model_arrays(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+    optimizer.load_state_dict({k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+    model.rng.bit_generator.state = meta["model_rng"]
+    shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    for key, values in meta["history"].items():
+        getattr(history, key).extend(values)
+    return int(meta["epoch"])

@@ -21,18 +21,26 @@ shared by every row of the batch. The hidden units are the n_out of the hidden l
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import functional as F
-from ..engine import Tensor, no_grad, scope, tensor
+from ..engine import Tensor, from_numpy, no_grad, scope, tensor
 from ..nn import Module, activation_function
+from . import io
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
 
 MODES = ("sample", "mean", "fixed")
+
+
+class Noise(Tensor):
+    """eps ~ N(0, I): a constant tensor of random draws, marked as such so that drawings
+    show it as noise rather than data. It holds the layer's own eps array (no copy)."""
+
+    __slots__ = ()
 
 
 class BayesianLinear(Module):
@@ -132,8 +140,8 @@ class BayesianLinear(Module):
                 weight, bias = self.weight_mu, self.bias_mu
             else:
                 # the graph holds the layer's own eps arrays (a LossProgram redraws them)
-                weight_eps = _named(Tensor._make(self.weight_eps, None), f"{self.name}.weight_eps")
-                bias_eps = _named(Tensor._make(self.bias_eps, None), f"{self.name}.bias_eps")
+                weight_eps = _named(Noise.wrap(self.weight_eps), f"{self.name}.weight_eps")
+                bias_eps = _named(Noise.wrap(self.bias_eps), f"{self.name}.bias_eps")
                 weight = F.reparameterize(self.weight_mu, weight_sigma, weight_eps)
                 bias = F.reparameterize(self.bias_mu, bias_sigma, bias_eps)
                 weight, bias = (
@@ -195,6 +203,13 @@ class BayesianLinear(Module):
         with no_grad():
             return F.softplus(self.weight_rho).data
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy (copy.deepcopy, pickle) leaves out the last forward pass's graph (the
+        # sampled w and sigma): it belongs to the old parameters. The eps are kept.
+        state = dict(self.__dict__)
+        state.update(weight=None, bias=None, _sigmas=None)
+        return state
+
     def __repr__(self) -> str:
         return f"BayesianLinear({self.in_features}, {self.out_features}, prior={self.prior})"
 
@@ -204,12 +219,25 @@ def _named(t: Tensor, name: str) -> Tensor:
     return t
 
 
+class LossData(NamedTuple):
+    """Where a recorded loss holds its data, by reference: ``x`` (the array every sample's
+    input tensor holds), ``targets`` (the labels as the likelihood put them in the graph: a
+    tensor, or Categorical's integer array) and the ``complexity_weight`` constant (None
+    when it was 1, so no multiplication was recorded). A ``LossProgram`` feeds the next
+    minibatch into them."""
+
+    x: np.ndarray
+    targets: Any
+    complexity_weight: Tensor | None
+
+
 class BBBLoss(Tensor):
     """The scalar loss f, plus its parts (tensors in the same graph), averaged over samples.
 
     ``f = complexity_weight * complexity - log_likelihood`` where ``complexity`` is
     ``log_q - log_prior`` (Monte-Carlo, the paper's choice) or the closed-form KL.
-    ``eps`` holds the noise of every sample: ``eps[s][layer] = (weight_eps, bias_eps)``.
+    ``eps`` holds the noise of every sample: ``eps[s][layer] = (weight_eps, bias_eps)``;
+    ``output`` is the last sample's network output, ``inputs`` a ``LossData``.
     """
 
     __slots__ = (
@@ -221,6 +249,7 @@ class BBBLoss(Tensor):
         "n_samples",
         "eps",
         "output",
+        "inputs",
     )
 
     def __repr__(self) -> str:
@@ -329,7 +358,7 @@ class BayesianMLP(Module):
         return self._forward(self.check_inputs(x), mode, eps, sigmas)
 
     def _forward(self, x: np.ndarray, mode: str, eps: Any, sigmas: Any) -> Tensor:
-        h = _named(Tensor._make(x, None), "x")  # x was checked: no copy needed
+        h = from_numpy(x, "x")  # x was checked: no copy needed
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -358,29 +387,14 @@ class BayesianMLP(Module):
         ``eps[s]`` gives the noise of sample s (a list of (weight_eps, bias_eps) per layer).
         For a minibatch i of M, pass ``complexity_weight = minibatch_weights(M)[i]``.
         """
-        if kl not in ("mc", "closed_form"):
-            raise ValueError(f"kl must be 'mc' or 'closed_form', got {kl!r}")
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-        if eps is not None and len(eps) != n_samples:
-            raise ValueError(f"eps holds {len(eps)} samples but n_samples is {n_samples}")
+        _check_loss_arguments(n_samples, kl, eps)
         x = self.check_inputs(x)
-        y = self.likelihood.prepare(y, len(x), self.sizes[-1])
-        log_q = log_prior = log_likelihood = None
-        draws, outputs = [], []
+        prepared = self.likelihood.prepare(y, len(x), self.sizes[-1])
+        targets = self.likelihood.as_targets(prepared, self.dtype)
         sigmas = [layer.sigmas() for layer in self.layers]  # once, shared by the samples
-        for s in range(n_samples):
-            output = self._forward(x, "sample", None if eps is None else eps[s], sigmas)
-            outputs.append(output)
-            draws.append([(layer.weight_eps, layer.bias_eps) for layer in self.layers])
-            with scope("likelihood"):
-                ll = self.likelihood.log_likelihood(output, y)
-            log_likelihood = ll if log_likelihood is None else log_likelihood + ll
-            if kl == "mc":
-                lq = _total(layer.log_q() for layer in self.layers)
-                lp = _total(layer.log_prior() for layer in self.layers)
-                log_q = lq if log_q is None else log_q + lq
-                log_prior = lp if log_prior is None else log_prior + lp
+        log_likelihood, log_q, log_prior, draws, output = self._sampled_terms(
+            x, targets, n_samples, kl, eps, sigmas
+        )
         with scope("loss"):
             if n_samples > 1:  # the Monte-Carlo average
                 log_likelihood = log_likelihood / n_samples
@@ -393,20 +407,41 @@ class BayesianMLP(Module):
             else:
                 kls = (layer.kl(s) for layer, s in zip(self.layers, sigmas, strict=True))
                 complexity = _named(_total(kls), "kl")
-            if complexity_weight == 1:
-                weighted = complexity
-            else:  # a named constant: a LossProgram can set it for the next minibatch
-                weight = Tensor._make(np.asarray(complexity_weight, dtype=self.dtype), None)
+            weight, weighted = None, complexity
+            if complexity_weight != 1:  # a constant a LossProgram can set for each minibatch
+                weight = from_numpy(np.asarray(complexity_weight, dtype=self.dtype))
                 weighted = _named(weight, "complexity_weight") * complexity
             f = weighted - log_likelihood
-        result = BBBLoss.__new__(BBBLoss)
-        result.data, result.record, result.requires_grad = f.data, f.record, f.requires_grad
-        result.grad, result.name, result._retain, result.cut = None, "f", False, None
-        result.log_q, result.log_prior = log_q, log_prior
-        result.log_likelihood, result.complexity = log_likelihood, complexity
-        result.complexity_weight, result.n_samples = complexity_weight, n_samples
-        result.eps, result.output = draws, outputs[-1]
+        result = BBBLoss.wrap(f.data, f.record)
+        result.name, result.log_likelihood, result.complexity = "f", log_likelihood, complexity
+        result.log_q, result.log_prior, result.complexity_weight = (
+            log_q,
+            log_prior,
+            complexity_weight,
+        )
+        result.n_samples, result.eps, result.output = n_samples, draws, output
+        result.inputs = LossData(x, targets, weight)
         return result
+
+    def _sampled_terms(
+        self, x: np.ndarray, targets: Any, n_samples: int, kl: str, eps: Any, sigmas: list
+    ) -> tuple:
+        """Sum over the samples of log P(D | w), log q and log P(w) (the last two None for
+        the closed-form KL), the eps of every sample and the last sample's output."""
+        log_q = log_prior = log_likelihood = output = None
+        draws = []
+        for s in range(n_samples):
+            output = self._forward(x, "sample", None if eps is None else eps[s], sigmas)
+            draws.append([(layer.weight_eps, layer.bias_eps) for layer in self.layers])
+            with scope("likelihood"):
+                ll = self.likelihood.log_likelihood(output, targets)
+            log_likelihood = ll if log_likelihood is None else log_likelihood + ll
+            if kl == "mc":
+                lq = _total(layer.log_q() for layer in self.layers)
+                lp = _total(layer.log_prior() for layer in self.layers)
+                log_q = lq if log_q is None else log_q + lq
+                log_prior = lp if log_prior is None else log_prior + lp
+        return log_likelihood, log_q, log_prior, draws, output
 
     def loss_program(
         self,
@@ -439,22 +474,27 @@ class BayesianMLP(Module):
     # --- files ----------------------------------------------------------------------------
     def save(self, path: Any) -> None:
         """Write the model to an ``.npz`` file (atomically; see ``microbbb.bbb.io``)."""
-        from .io import save
-
-        save(self, path)
+        io.save(self, path)
 
     @classmethod
     def load(cls, path: Any) -> BayesianMLP:
         """Read a model written by ``save``; raises ``ModelFileError`` for other files."""
-        from .io import load
-
-        return load(path)
+        return io.load(path, cls)
 
     def __repr__(self) -> str:
         return (
             f"BayesianMLP(sizes={self.sizes}, activation={self.activation!r},"
             f" prior={self.prior}, likelihood={self.likelihood})"
         )
+
+
+def _check_loss_arguments(n_samples: int, kl: str, eps: Any) -> None:
+    if kl not in ("mc", "closed_form"):
+        raise ValueError(f"kl must be 'mc' or 'closed_form', got {kl!r}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    if eps is not None and len(eps) != n_samples:
+        raise ValueError(f"eps holds {len(eps)} samples but n_samples is {n_samples}")
 
 
 def _total(parts: Any) -> Tensor:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..engine import Tensor, tensor
+from ..engine import Tensor, from_numpy, tensor
 
 
 @dataclass
@@ -110,9 +110,13 @@ class Gaussian:
             )
         return y
 
-    def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:
-        """``sum_n log N(y_n; output_n, sigma^2)``."""
-        y = tensor(y, name="y", dtype=output.dtype)
+    def as_targets(self, y: np.ndarray, dtype: Any) -> Tensor:
+        """Prepared labels as the graph holds them: a constant tensor ``y`` (a new array)."""
+        return from_numpy(y.astype(dtype), "y")
+
+    def log_likelihood(self, output: Tensor, y: Any) -> Tensor:
+        """``sum_n log N(y_n; output_n, sigma^2)`` (``y``: prepared labels or targets)."""
+        y = y if isinstance(y, Tensor) else self.as_targets(np.asarray(y), output.dtype)
         return F.normal_log_prob(y, output, self.sigma).sum()
 
     def predictive(self, outputs: np.ndarray) -> RegressionPrediction:
@@ -167,9 +171,15 @@ class Bernoulli:
             )
         return y.astype(np.float64)
 
-    def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:
-        """``-bernoulli_nll(logits, y)``, the logits being output[:, 0]."""
-        return -F.bernoulli_nll(output.reshape(-1), tensor(y, name="y", dtype=output.dtype))
+    def as_targets(self, y: np.ndarray, dtype: Any) -> Tensor:
+        """Prepared labels as the graph holds them: a constant tensor ``y`` (a new array)."""
+        return from_numpy(y.astype(dtype), "y")
+
+    def log_likelihood(self, output: Tensor, y: Any) -> Tensor:
+        """``-bernoulli_nll(logits, y)``, the logits being output[:, 0] (``y``: prepared
+        labels or targets)."""
+        y = y if isinstance(y, Tensor) else self.as_targets(np.asarray(y), output.dtype)
+        return -F.bernoulli_nll(output.reshape(-1), y)
 
     def predictive(self, outputs: np.ndarray) -> ClassificationPrediction:
         """From logits of shape (S, N, 1): mean P(y = 1), entropy and its parts."""
@@ -225,6 +235,11 @@ class Categorical:
                 f"Categorical likelihood: labels must lie in 0..{n_outputs - 1} (the network"
                 f" has {n_outputs} outputs); got values from {y.min()} to {y.max()}."
             )
+        return y
+
+    def as_targets(self, y: np.ndarray, dtype: Any) -> np.ndarray:
+        """Prepared labels as the graph holds them: the integer array itself, as the index
+        that picks each row's log-probability."""
         return y
 
     def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine import ShapeError, TapeProgram
+from ..engine import ShapeError, TapeProgram, Tensor
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -50,24 +50,12 @@ class LossProgram:
     ):
         self.model = model
         # own checked copies: the graph holds them (feed() writes the next batch into them)
-        self.x = np.array(model.check_inputs(x))
-        self.y = np.array(model.likelihood.prepare(y, len(self.x), model.sizes[-1]))
-        self.loss = model.loss(self.x, self.y, n_samples, complexity_weight, kl)
+        x = np.array(model.check_inputs(x))
+        y = np.array(model.likelihood.prepare(y, len(x), model.sizes[-1]))
+        self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
         self._recorded_with = self._network()
         self._first = True
-        # where the data sits in the recording: x in leaves, y in leaves named "y"
-        # (Gaussian, Bernoulli) or in an op's index parameter (Categorical's labels)
-        leaves = self.program.leaves
-        self._x_leaves = [t for t in leaves if t.data is self.x]
-        self._y_leaves = [t for t in leaves if t.name == "y"]
-        self._y_in_params = any(
-            any(a is self.y for a in value)
-            for r in self.program.records
-            for value in r.params.values()
-            if isinstance(value, tuple)
-        )
-        self._weight = next((t for t in leaves if t.name == "complexity_weight"), None)
 
     def feed(self, x: Any, y: Any, complexity_weight: float | None = None) -> None:
         """Put the next batch (of the recorded size) and its complexity weight in place.
@@ -76,31 +64,25 @@ class LossProgram:
         them: another batch size, or a weight other than 1 when the recording had 1 (then
         the multiplication was not recorded).
         """
-        model = self.model
+        model, data = self.model, self.loss.inputs  # where the recording holds its data
         x = model.check_inputs(x)
         y = model.likelihood.prepare(y, len(x), model.sizes[-1])
-        if x.shape != self.x.shape:
+        if x.shape != data.x.shape:
             raise ShapeError(
                 f"LossProgram.feed: a batch of {len(x)} rows, but the loss was recorded with"
-                f" {len(self.x)}. Record one program per batch size."
+                f" {len(data.x)}. Record one program per batch size."
             )
-        if not self._x_leaves or not (self._y_leaves or self._y_in_params):
-            raise ValueError(
-                "LossProgram.feed: this recording does not show where its data is; record a"
-                " new program for each batch instead."
-            )
-        self.x[...] = x
-        self.y[...] = y
-        for t in self._y_leaves:
-            t.data[...] = y
         if complexity_weight is not None and complexity_weight != self.loss.complexity_weight:
-            if self._weight is None:
+            if data.complexity_weight is None:
                 raise ValueError(
                     "LossProgram.feed: the loss was recorded with complexity_weight 1 (no"
                     " multiplication recorded); record it with the weight of a minibatch."
                 )
-            self._weight.data[...] = complexity_weight
+            data.complexity_weight.data[...] = complexity_weight
             self.loss.complexity_weight = complexity_weight
+        data.x[...] = x
+        targets = data.targets.data if isinstance(data.targets, Tensor) else data.targets
+        targets[...] = y
 
     def _network(self) -> list:
         """The objects the recording holds: parameter tensors and pruning masks."""

@@ -31,14 +31,7 @@ def prune(model: BayesianMLP, fraction: float) -> BayesianMLP:
     n_remove = int(round(fraction * flat.size))
     removed = np.zeros(flat.size, dtype=bool)
     removed[np.argsort(flat, kind="stable")[:n_remove]] = True
-    # copy everything but the last forward pass's graph (sampled w, sigma), which is stale
-    memo: dict = {}
-    for layer in model.layers:
-        for stale in (layer.weight, layer.bias, *(layer._sigmas or ())):
-            if stale is not None and stale.record is not None:  # not mu itself (mode="mean")
-                memo[id(stale)] = None
-        memo[id(layer._sigmas)] = None
-    pruned = copy.deepcopy(model, memo)
+    pruned = copy.deepcopy(model)  # without the last forward pass's graph (see the layers)
     start = 0
     for layer, ratio in zip(pruned.layers, ratios, strict=True):
         mask = ~removed[start : start + ratio.size].reshape(ratio.shape)

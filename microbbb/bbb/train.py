@@ -17,12 +17,10 @@ saves atomically every N epochs; ``resume=True`` continues bit-identically.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ import numpy as np
 
 from ..engine import AnomalyError, detect_anomaly
 from ..optim import Adam, Optimizer
+from .io import load_checkpoint, save_checkpoint
 from .layers import BayesianMLP
 from .likelihoods import Gaussian
 from .program import LossProgram
@@ -122,7 +121,7 @@ def fit(
     history = History()
     start_epoch = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        start_epoch = _load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
+        start_epoch = load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
 
     bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
     # the loss of a batch size is recorded once (a LossProgram), then fed each minibatch
@@ -130,27 +129,10 @@ def fit(
     with _DeferInterrupt() as interrupt:
         for epoch in range(start_epoch, epochs):
             order = shuffle_rng.permutation(n) if n_batches > 1 else None
-            sums = np.zeros(4)  # loss, complexity, nll, accuracy or squared error
-            for step in range(n_batches):
-                optimizer.zero_grad()
-                if order is None:  # the whole data set, in its order, every step
-                    xb, yb = x, y_checked
-                else:
-                    rows = order[step * batch_size : (step + 1) * batch_size]
-                    xb, yb = x[rows], y_checked[rows]
-                program = programs.get(len(xb))
-                if program is None:
-                    program = model.loss_program(xb, yb, n_samples, weights[step], kl)
-                    programs[len(xb)] = program
-                elif order is not None:
-                    program.feed(xb, yb, weights[step])
-                loss = program()  # fresh eps, forward and backward
-                _check_finite(model, loss, xb, yb, epoch, step, kl)
-                _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
-                optimizer.step()
-                sums += _batch_stats(model, loss, yb)
-                if interrupt.requested:
-                    break
+            batches = _batches(x, y_checked, order, batch_size, n_batches)
+            sums = _epoch(
+                model, optimizer, programs, batches, (weights, n_samples, kl), epoch, interrupt
+            )
             if interrupt.requested:
                 history.interrupted = True
                 break
@@ -162,6 +144,47 @@ def fit(
                 callback(epoch, history)
     bar.close()
     return history
+
+
+def _batches(x: np.ndarray, y: np.ndarray, order: Any, batch_size: int, n_batches: int) -> Any:
+    """The minibatches of one epoch, in ``order`` (None: the whole data set as it is)."""
+    if order is None:
+        yield x, y
+        return
+    for step in range(n_batches):
+        rows = order[step * batch_size : (step + 1) * batch_size]
+        yield x[rows], y[rows]
+
+
+def _epoch(
+    model: BayesianMLP,
+    optimizer: Optimizer,
+    programs: dict[int, LossProgram],
+    batches: Any,
+    loss_settings: tuple[np.ndarray, int, str],
+    epoch: int,
+    interrupt: _DeferInterrupt,
+) -> np.ndarray:
+    """One epoch of steps; returns the sums of loss, complexity, nll and the score. A
+    Ctrl-C (see ``_DeferInterrupt``) ends it after the current step. ``loss_settings``:
+    the complexity weight of each minibatch, n_samples and kl."""
+    weights, n_samples, kl = loss_settings
+    sums = np.zeros(4)  # loss, complexity, nll, accuracy or squared error
+    for step, (xb, yb) in enumerate(batches):
+        optimizer.zero_grad()
+        program = programs.get(len(xb))
+        if program is None:
+            program = programs[len(xb)] = model.loss_program(xb, yb, n_samples, weights[step], kl)
+        elif len(weights) > 1:
+            program.feed(xb, yb, weights[step])
+        loss = program()  # fresh eps, forward and backward
+        _check_finite(model, loss, xb, yb, epoch, step, kl)
+        _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
+        optimizer.step()
+        sums += _batch_stats(model, loss, yb)
+        if interrupt.requested:
+            break
+    return sums
 
 
 def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:
@@ -270,73 +293,4 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-# --- checkpoints -----------------------------------------------------------------------------
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: BayesianMLP,
-    optimizer: Optimizer,
-    shuffle_rng: np.random.Generator,
-    history: History,
-    epoch: int,
-) -> None:
-    """Save everything needed to continue training exactly, atomically (temp + rename)."""
-    from .io import model_arrays, model_metadata
-
-    arrays = {f"model/{k}": v for k, v in model_arrays(model).items()}
-    arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
-    meta = {
-        "format": "microbbb.checkpoint",
-        "version": 1,
-        "epoch": epoch,
-        "model": model_metadata(model),
-        "optimizer": type(optimizer).__name__,
-        "model_rng": model.rng.bit_generator.state,
-        "shuffle_rng": shuffle_rng.bit_generator.state,
-        "history": history.as_dict(),
-    }
-    arrays["metadata"] = np.array(json.dumps(meta))
-    _atomic_savez(path, arrays)
-
-
-def _load_checkpoint(
-    path: str | os.PathLike,
-    model: BayesianMLP,
-    optimizer: Optimizer,
-    shuffle_rng: np.random.Generator,
-    history: History,
-) -> int:
-    from .io import ModelFileError, load_arrays, set_model_arrays
-
-    arrays, meta = load_arrays(path, "microbbb.checkpoint")
-    if meta["optimizer"] != type(optimizer).__name__:
-        raise ModelFileError(
-            f"{path}: the checkpoint was written with {meta['optimizer']}, not"
-            f" {type(optimizer).__name__}"
-        )
-    set_model_arrays(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-    optimizer.load_state_dict({k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")})
-    model.rng.bit_generator.state = meta["model_rng"]
-    shuffle_rng.bit_generator.state = meta["shuffle_rng"]
-    for key, values in meta["history"].items():
-        getattr(history, key).extend(values)
-    return int(meta["epoch"])
-
-
-def _atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)  # atomic on POSIX: readers see the old or the new file
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-__all__ = ["History", "TrainingDiverged", "fit", "minibatch_weights", "save_checkpoint"]
+__all__ = ["History", "TrainingDiverged", "fit", "minibatch_weights"]

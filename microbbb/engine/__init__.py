@@ -1,47 +1,43 @@
-"""The engine: tensors, the tape, the derivative table, gradcheck and anomaly mode.
+"""The engine: tensors, the tape, the derivative table, the reverse sweep, gradcheck,
+anomaly mode and recorded programs.
 
-Read it in this order: ``core.py`` (Tensor, Record, backward), ``primitives.py`` (every
-op with its VJPs), ``check.py`` (finite-difference checks), ``anomaly.py`` (NaN hunting),
-``program.py`` (running a recorded tape again, for speed).
-Nothing here knows about Bayes by Backprop or drawing.
+Read it in this order: ``tensor.py`` (Tensor), ``tape.py`` (what an op records),
+``primitives.py`` (the derivative table: every op with its VJPs; its longer forwards are in
+``kernels.py``), ``sweep.py`` (the reverse sweep), ``gradients.py`` (``backward``, ``grad``,
+``adjoint_flow``), then ``check.py`` (finite-difference checks), ``anomaly.py`` (NaN
+hunting) and ``program.py`` (a recorded tape run again, for speed). ``extend.py`` is the
+public surface for adding ops. Nothing here knows about Bayes by Backprop or drawing.
 """
 
+# tensor.py first: its last lines import the modules that need Tensor (the one cycle)
+from .tensor import Cut, Tensor, from_numpy, tensor  # isort: skip
+
+from . import extend
 from .anomaly import AnomalyError, detect_anomaly
 from .check import GradcheckError, gradcheck, gradgradcheck
-from .core import (
-    Cut,
-    Edge,
-    Primitive,
-    Record,
-    ShapeError,
-    Tensor,
-    adjoint_flow,
-    enable_grad,
-    grad,
-    is_grad_enabled,
-    no_grad,
-    scope,
-    tape,
-    tensor,
-)
+from .gradients import Edge, adjoint_flow, grad
+from .kernels import ShapeError
 from .primitives import PRIMITIVES, concatenate, stack, where
 from .program import TapeProgram
+from .tape import Primitive, Record, enable_grad, is_grad_enabled, no_grad, scope, tape
 
 __all__ = [
-    "Cut",
-    "Edge",
-    "adjoint_flow",
     "PRIMITIVES",
     "AnomalyError",
+    "Cut",
+    "Edge",
     "GradcheckError",
     "Primitive",
     "Record",
     "ShapeError",
     "TapeProgram",
     "Tensor",
+    "adjoint_flow",
     "concatenate",
     "detect_anomaly",
     "enable_grad",
+    "extend",
+    "from_numpy",
     "grad",
     "gradcheck",
     "gradgradcheck",

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import Primitive, Record, Tensor, _state
+from .tape import STATE, Primitive, Record
+from .tensor import Tensor
 
 
 class AnomalyError(FloatingPointError):
@@ -30,17 +31,29 @@ class AnomalyError(FloatingPointError):
         self.phase = phase
 
 
+class _Mode:
+    start: int | None = None  # the record clock when detect_anomaly() began; None: off
+
+
+_MODE = _Mode()
+
+
 class detect_anomaly:
     """Context manager: raise ``AnomalyError`` at the first NaN or inf an op produces."""
 
     def __enter__(self) -> detect_anomaly:
-        self.previous = (_state.anomaly, _state.anomaly_start)
-        _state.anomaly = True
-        _state.anomaly_start = _state.clock
+        self.previous = (_MODE.start, STATE.on_forward)
+        _MODE.start = STATE.clock
+        STATE.on_forward = (check_forward,)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _state.anomaly, _state.anomaly_start = self.previous
+        _MODE.start, STATE.on_forward = self.previous
+
+
+def is_enabled() -> bool:
+    """True inside ``detect_anomaly()``."""
+    return _MODE.start is not None
 
 
 def describe(value: Any) -> str:
@@ -61,7 +74,7 @@ def describe(value: Any) -> str:
 
 
 def _position(record: Record | None) -> int | None:
-    return None if record is None else record.index - _state.anomaly_start
+    return None if record is None or _MODE.start is None else record.index - _MODE.start
 
 
 def _where(record: Record | None) -> str:
@@ -86,9 +99,10 @@ def check_forward(op: Primitive, inputs: tuple, out: np.ndarray, record: Record 
     raise AnomalyError("\n".join(lines), op.name, _position(record), "forward")
 
 
-def check_backward(record: Record, i: int, g: Any, gi: Any) -> None:
-    """Raise if the VJP of ``record``'s op for input ``i`` gave NaN or inf."""
-    value = gi.data if isinstance(gi, Tensor) else gi
+def check_backward(record: Record, i: int, g: Any, share: Any, summed: bool = False) -> None:
+    """Raise if the VJP of ``record``'s op for input ``i`` gave NaN or inf (a hook of the
+    reverse sweep: ``share`` is what it pulled back to the input)."""
+    value = share.data if isinstance(share, Tensor) else share
     if np.isfinite(value).all():
         return
     op = record.op.name

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import Tensor, grad
+from .gradients import grad
+from .tensor import Tensor
 
 
 class GradcheckError(AssertionError):

@@ -30,14 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from .core import NUMPY, ShapeError, Tensor, _accumulate, tape
+from .gradients import accumulate
+from .kernels import ShapeError
+from .primitives import NUMPY
+from .sweep import pull_back
+from .tape import Record, tape
+from .tensor import Tensor
 
 
 class TapeProgram:
     """The tape of the scalar ``output``, as a program to run again (see the module doc).
 
     ``source`` is the generated code: ``l<j>`` are the leaves' values, ``v<k>`` the output
-    of record k, ``v<k>_bar`` and ``l<j>_bar`` their adjoints.
+    of record k, ``v<k>_bar`` and ``l<j>_bar`` their adjoints; each VJP line ends with the
+    VJP's formula as a comment.
     """
 
     def __init__(self, output: Tensor):
@@ -52,100 +58,11 @@ class TapeProgram:
         self.output = output
         self.records = tape(output)  # forward order; output.record is the last one
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
-        self.shapes: list[tuple] = []
-        self.source, namespace = self._generate()
+        writer = _Writer(self.records, self.leaves)
+        self.source, namespace = writer.program(output)
+        self.shapes = [t.data.shape for t in self.leaves]
         exec(compile(self.source, "<TapeProgram>", "exec"), namespace)  # noqa: S102
         self._run = namespace["run"]
-
-    def _generate(self) -> tuple[str, dict[str, Any]]:
-        """The Python source of one run, and the objects its names refer to."""
-        records = self.records
-        position = {r: k for k, r in enumerate(records)}
-        leaf_index: dict[Tensor, int] = {}
-        names: dict[str, Any] = {"np": np, "sum_to": NUMPY.sum_to, "accumulate": _accumulate}
-
-        def value(t: Tensor) -> str:
-            if t.record is not None:
-                return f"v{position[t.record]}"
-            if t not in leaf_index:
-                leaf_index[t] = len(self.leaves)
-                self.leaves.append(t)
-            return f"l{leaf_index[t]}"
-
-        def bind(name: str, fn: Any, params: dict, *first: Any) -> str:
-            # the op's parameters (and xp, for a VJP) are bound once, not passed every run
-            names[name] = functools.partial(fn, *first, **params) if params or first else fn
-            return name
-
-        # every tensor that shows record k's value gets it after each run
-        shown: list[list[Tensor]] = [[] for _ in records]
-        for t in (self.output, *(t for r in records for t in r.inputs)):
-            if t.record is not None:
-                bucket = shown[position[t.record]]
-                if all(u is not t for u in bucket):
-                    bucket.append(t)
-
-        forward = ["    # forward"]
-        for k, r in enumerate(records):
-            args = ", ".join(value(t) for t in r.inputs)
-            call = bind(f"{r.op.name}_{k}", r.op.forward, r.params)
-            if r.out.ndim == 0:  # numpy returns a scalar, not an array, for 0-d results
-                forward.append(f"    v{k} = np.asarray({call}({args}))")
-            else:
-                forward.append(f"    v{k} = {call}({args})")
-            names[f"R{k}"] = r
-            holders = [f"R{k}.out"]
-            for m, t in enumerate(shown[k]):
-                names[f"T{k}_{m}"] = t
-                holders.append(f"T{k}_{m}.data")
-            forward.append(f"    {' = '.join(holders)} = v{k}")
-        leaves = ["    # the leaves' current values"]
-        for j, t in enumerate(self.leaves):
-            names[f"L{j}"] = t
-            leaves.append(f"    l{j} = L{j}.data" + (f"  # {t.name}" if t.name else ""))
-            self.shapes.append(t.data.shape)
-
-        n = len(records)
-        backward = [
-            "    # backward, newest record first",
-            f"    v{n - 1}_bar = np.ones_like(v{n - 1})",
-        ]
-        assigned: set[str] = set()
-        for k in reversed(range(n)):
-            r = records[k]
-            args = ", ".join(value(t) for t in r.inputs)
-            needed = [i for i, t in enumerate(r.inputs) if t.requires_grad]
-            for i in needed:
-                t = r.inputs[i]
-                target = f"{value(t)}_bar"
-                vjp = bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
-                contribution = f"{vjp}(v{k}_bar, v{k}, {args})"
-                fixes = []
-                if t.data.shape != r.out.shape:  # broadcast, reduced or reshaped: check
-                    shape = t.data.shape
-                    fixes.append(f"    if g.shape != {shape}: g = sum_to(g, shape={shape})")
-                dtypes = (*(u.data.dtype for u in r.inputs), r.out.dtype)
-                if any(d != t.data.dtype for d in dtypes):  # mixed: cast back, as eager does
-                    names[f"D{k}_{i}"] = t.data.dtype
-                    fixes.append(f"    if g.dtype != D{k}_{i}: g = g.astype(D{k}_{i})")
-                if fixes:
-                    backward += [f"    g = {contribution}", *fixes]
-                    contribution = "g"
-                plus = f"{target} + " if target in assigned else ""
-                backward.append(f"    {target} = {plus}{contribution}")
-                assigned.add(target)
-            backward.append(f"    del v{k}_bar")  # record k is done, as eager mode frees it
-
-        finish = ["    # gradients into .grad", "    handed_out = set()"]
-        for j in range(len(self.leaves)):
-            if f"l{j}_bar" in assigned:
-                finish.append(f"    accumulate(L{j}, l{j}_bar, False, handed_out)")
-        legend = [
-            "    # l<j>: the value of leaf L<j>; v<k>: the output of record R<k>, shown by the",
-            "    # tensors T<k>_<m>; l<j>_bar, v<k>_bar: their adjoints (d loss / d value)",
-        ]
-        lines = ["def run():", *legend, *leaves, *forward, *backward, *finish]
-        return "\n".join(lines) + "\n", names
 
     def run(self) -> None:
         """Forward and backward on the leaves' current values; adds to leaves' ``.grad``."""
@@ -160,5 +77,106 @@ class TapeProgram:
         self._run()
 
     def __repr__(self) -> str:
-        vjps = self.source.count("_vjp")
+        vjps = self.source.count("_bar = ")
         return f"<TapeProgram: {len(self.records)} records, {vjps} VJPs, {len(self.leaves)} leaves>"
+
+
+class _Writer:
+    """Writes the source of one run and collects the objects its names refer to."""
+
+    def __init__(self, records: list[Record], leaves: list[Tensor]):
+        self.records, self.leaves = records, leaves
+        self.position = {r: k for k, r in enumerate(records)}
+        self.leaf_index: dict[Tensor, int] = {}
+        self.names: dict[str, Any] = {"np": np, "pull_back": pull_back, "accumulate": accumulate}
+
+    def value(self, t: Tensor) -> str:
+        """The local name of a tensor's value: v<k> for record k's output, l<j> for a leaf."""
+        if t.record is not None:
+            return f"v{self.position[t.record]}"
+        if t not in self.leaf_index:
+            self.leaf_index[t] = len(self.leaves)
+            self.leaves.append(t)
+        return f"l{self.leaf_index[t]}"
+
+    def bind(self, name: str, fn: Any, params: dict, *first: Any) -> str:
+        """Bind an op's parameters (and ``xp``, for a VJP) once, not on every run."""
+        self.names[name] = functools.partial(fn, *first, **params) if params or first else fn
+        return name
+
+    def program(self, output: Tensor) -> tuple[str, dict[str, Any]]:
+        """The source of ``run()`` and its namespace."""
+        forward = self.forward(output)
+        leaves = ["    # the leaves' current values"]
+        for j, t in enumerate(self.leaves):
+            self.names[f"L{j}"] = t
+            leaves.append(f"    l{j} = L{j}.data" + (f"  # {t.name}" if t.name else ""))
+        backward, assigned = self.backward()
+        finish = ["    # gradients into .grad", "    handed_out = set()"]
+        for j in range(len(self.leaves)):
+            if f"l{j}_bar" in assigned:
+                finish.append(f"    accumulate(L{j}, l{j}_bar, handed_out)")
+        legend = [
+            "    # l<j>: the value of leaf L<j>; v<k>: the output of record R<k>, shown by the",
+            "    # tensors T<k>_<m>; l<j>_bar, v<k>_bar: their adjoints (d loss / d value)",
+        ]
+        lines = ["def run():", *legend, *leaves, *forward, *backward, *finish]
+        return "\n".join(lines) + "\n", self.names
+
+    def forward(self, output: Tensor) -> list[str]:
+        """One line per record, then the new value written where tensors show it."""
+        shown: list[list[Tensor]] = [[] for _ in self.records]
+        for t in (output, *(t for r in self.records for t in r.inputs)):
+            if t.record is not None:
+                bucket = shown[self.position[t.record]]
+                if all(u is not t for u in bucket):
+                    bucket.append(t)
+        lines = ["    # forward"]
+        for k, r in enumerate(self.records):
+            args = ", ".join(self.value(t) for t in r.inputs)
+            call = self.bind(f"{r.op.name}_{k}", r.op.forward, r.params)
+            if r.out.ndim == 0:  # numpy returns a scalar, not an array, for 0-d results
+                lines.append(f"    v{k} = np.asarray({call}({args}))")
+            else:
+                lines.append(f"    v{k} = {call}({args})")
+            self.names[f"R{k}"] = r
+            holders = [f"R{k}.out"]
+            for m, t in enumerate(shown[k]):
+                self.names[f"T{k}_{m}"] = t
+                holders.append(f"T{k}_{m}.data")
+            lines.append(f"    {' = '.join(holders)} = v{k}")
+        return lines
+
+    def backward(self) -> tuple[list[str], set[str]]:
+        """One line per VJP, newest record first; adjoints freed when their record is done."""
+        n = len(self.records)
+        lines = [
+            "    # backward, newest record first",
+            f"    v{n - 1}_bar = np.ones_like(v{n - 1})",
+        ]
+        assigned: set[str] = set()
+        for k in reversed(range(n)):
+            r = self.records[k]
+            for i, t in enumerate(r.inputs):
+                if t.requires_grad:
+                    target = f"{self.value(t)}_bar"
+                    plus = f"{target} + " if target in assigned else ""
+                    rule = r.op.rules[min(i, len(r.op.rules) - 1)]
+                    lines.append(f"    {target} = {plus}{self.share(k, i)}  # {rule}")
+                    assigned.add(target)
+            lines.append(f"    del v{k}_bar")  # record k is done, as eager mode frees it
+        return lines, assigned
+
+    def share(self, k: int, i: int) -> str:
+        """The expression for input i's share of record k's adjoint: ``pull_back``, as in
+        eager mode. Where the input has the output's shape and every dtype agrees,
+        pull_back returns the VJP's result unchanged (nothing to sum, nothing to cast), so
+        the program calls the VJP directly."""
+        r = self.records[k]
+        args = ", ".join(self.value(t) for t in r.inputs)
+        t = r.inputs[i]
+        dtypes = {u.data.dtype for u in r.inputs} | {r.out.dtype}
+        if t.data.shape == r.out.shape and dtypes == {t.data.dtype}:
+            vjp = self.bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
+            return f"{vjp}(v{k}_bar, v{k}, {args})"
+        return f"pull_back(R{k}, {i}, v{k}_bar, v{k}, ({args},))[0]"

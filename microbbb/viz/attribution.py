@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Record, Tensor
-from ..engine.core import NUMPY
+from ..engine.extend import Record, Tensor, pull_back
 from .graph import Graph, build_graph
 
 
@@ -108,10 +107,8 @@ def attribute(output: Tensor, param: Tensor, by: str = "consumer", grad: Any = N
 
 
 def _pull_back(record: Record, index: int, g: np.ndarray) -> np.ndarray:
-    args = [t.data for t in record.inputs]
-    part = record.op.vjps[index](NUMPY, g, record.out, *args, **record.params)
-    shape = record.inputs[index].shape
-    return NUMPY.sum_to(part, shape=shape) if part.shape != shape else part
+    part, _ = pull_back(record, index, g, record.out, [t.data for t in record.inputs])
+    return part
 
 
 def bbb_split(loss: Tensor, layer: Any) -> dict[str, dict[str, np.ndarray]]:

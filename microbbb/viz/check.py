@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import Record, Tensor, tape
-from ..engine.core import NUMPY
+from ..engine.extend import Record, Tensor, pull_back, tape
 
 
 @dataclass
@@ -93,9 +92,7 @@ def _directional(
     """<VJP_i(g), u>, its central difference, and the rounding error of that difference."""
     op, params = record.op, record.params
     out = op.forward(*values, **params)
-    vjp = np.asarray(op.vjps[i](NUMPY, g, out, *values, **params))
-    if vjp.shape != values[i].shape:
-        vjp = NUMPY.sum_to(vjp, shape=values[i].shape)
+    vjp, _ = pull_back(record, i, g, out, values, cast=False)  # in float64, as the values
 
     def along(step: float) -> float:
         shifted = list(values)

@@ -3,11 +3,12 @@
 ``draw(output)`` returns a ``graphviz.Digraph``: one box per tensor (name, shape, value,
 adjoint), one ellipse per op (its name and its backward rules, e.g. ``x̄ += g * y``), edges
 from inputs to ops labelled with the gradient that flowed back along them (the value when
-scalar, the norm otherwise). Parameters, noise (tensors whose name ends in ``eps``), data
-and constants are styled differently, with a legend; edges where broadcasting summed a
-gradient are marked ``Σ``; tensors cut off by ``detach()`` or ``no_grad()`` are drawn with
-a dashed ``✂`` edge instead of being dropped; NaN and inf are red. Groups made with
-``microbbb.scope`` become clusters, and ``collapse=[...]`` folds a group into one box.
+scalar, the norm otherwise). Parameters, noise (the eps a Bayesian layer draws and marks
+as ``Noise``), data and constants are styled differently, with a legend; edges where
+broadcasting summed a gradient are marked ``Σ``; tensors cut off by ``detach()`` or
+``no_grad()`` are drawn with a dashed ``✂`` edge instead of being dropped; NaN and inf are
+red. Groups made with ``microbbb.scope`` become clusters, and ``collapse=[...]`` folds a
+group into one box.
 
 In Jupyter the returned graph displays itself; ``save(graph, "g.svg")`` (or .png, .pdf)
 renders it through Graphviz's ``dot`` program. The gradients come from
@@ -25,7 +26,8 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from ..engine import Edge, Primitive, Record, Tensor, adjoint_flow
+from ..bbb import Noise
+from ..engine import Edge, Primitive, Record, Tensor, adjoint_flow, tape
 
 STYLE = {  # kind -> graphviz node attributes
     "param": {"shape": "box", "style": "filled,rounded", "fillcolor": "#cfe2ff"},
@@ -100,14 +102,12 @@ def build_graph(output: Tensor, grad: Any = None) -> Graph:
     """Collect the tensors, records, gradient flow and cuts behind ``output``."""
     graph = Graph(output)
     if output.record is not None:
-        from ..engine import tape
-
         graph.records = tape(output)
     _add_tensor(graph, output, "output")
     made_by = {id(t.record): t for r in graph.records for t in r.inputs if t.record is not None}
     for record in graph.records:
         made = made_by.get(id(record), graph.output if record is output.record else None)
-        _add_tensor(graph, made if made is not None else Tensor._make(record.out, record), None)
+        _add_tensor(graph, made if made is not None else Tensor.wrap(record.out, record), None)
         for t in record.inputs:
             _add_tensor(graph, t, None)
     if output.requires_grad and (output.size == 1 or grad is not None):
@@ -135,7 +135,7 @@ def _leaf_kind(t: Tensor) -> str:
         return "cut"
     if t.requires_grad:
         return "param"
-    if t.name and t.name.split(".")[-1].endswith("eps"):
+    if isinstance(t, Noise):
         return "noise"
     return "constant" if t.size == 1 else "data"
 

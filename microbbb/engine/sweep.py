@@ -1,0 +1,76 @@
+"""The reverse sweep: from an output's adjoint to the adjoint of every leaf behind it.
+
+Walk the records newest first. Each record's output adjoint ``g`` is complete once every
+later record has been visited; pull it back to each input that requires grad and add the
+result to that input's adjoint. ``pull_back`` is the one place where a VJP is called.
+What else a sweep should do (anomaly checks, keeping retained or wanted gradients,
+collecting every edge for drawings) plugs in as hooks; ``gradients.py`` sets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .primitives import GRAPH, NUMPY
+from .tape import Record, enable_grad, no_grad, reachable
+from .tensor import Tensor
+
+
+def pull_back(
+    record: Record, i: int, g: Any, out: Any, args: Sequence, xp: Any = NUMPY, cast: bool = True
+) -> tuple[Any, bool]:
+    """Input ``i``'s share of ``record``'s output adjoint ``g``: its VJP at (``out``,
+    ``args``), summed back to the input's shape if broadcasting widened it
+    ("unbroadcast"), and cast to the input's dtype (unless ``cast`` is False).
+    Returns the share and whether it had to be summed."""
+    vjp, params, shape = record.op.vjps[i], record.params, record.inputs[i].data.shape
+    share = vjp(xp, g, out, *args, **params) if params else vjp(xp, g, out, *args)
+    summed = share.shape != shape
+    if summed:
+        share = xp.sum_to(share, shape=shape)
+    if cast and share.dtype != record.inputs[i].data.dtype:
+        share = share.astype(record.inputs[i].data.dtype)
+    return share, summed
+
+
+def reverse_sweep(
+    root: Tensor,
+    seed: Any,
+    create_graph: bool = False,
+    on_adjoint: Sequence[Callable[[Record, Any], None]] = (),
+    on_edge: Sequence[Callable[[Record, int, Any, Any, bool], None]] = (),
+) -> dict[Tensor, Any]:
+    """Backpropagate ``seed`` (the adjoint of ``root``); return each leaf's adjoint.
+
+    Hooks: ``on_adjoint(record, g)`` when a record's output adjoint is complete;
+    ``on_edge(record, i, g, share, summed)`` for every input share. With
+    ``create_graph=True`` the VJPs run on tensors (``xp`` = the primitives), so the
+    adjoints are recorded and can be differentiated again.
+    """
+    xp = GRAPH if create_graph else NUMPY
+    adjoint: dict[Record, Any] = {root.record: seed}
+    leaves: dict[Tensor, Any] = {}
+    with enable_grad() if create_graph else no_grad():
+        for r in reachable(root):
+            g = adjoint.pop(r, None)
+            if g is None:  # no gradient reached this record
+                continue
+            for hook in on_adjoint:
+                hook(r, g)
+            if create_graph:
+                out, args = Tensor.wrap(r.out, r), r.inputs
+            else:
+                out, args = r.out, [t.data for t in r.inputs]
+            for i, t in enumerate(r.inputs):
+                if not t.requires_grad:
+                    continue
+                share, summed = pull_back(r, i, g, out, args, xp, cast=not create_graph)
+                for hook in on_edge:
+                    hook(r, i, g, share, summed)
+                if t.record is None:
+                    leaves[t] = share if t not in leaves else leaves[t] + share
+                else:
+                    previous = adjoint.get(t.record)
+                    adjoint[t.record] = share if previous is None else previous + share
+    return leaves
