@@ -20,7 +20,9 @@ rounding plus a few more for sums over broadcast axes).
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -706,3 +708,91 @@ def test_large_tensor_path_agrees_with_small_path_and_torch(name, dtype):
         expected.backward(torch.tensor(g))
         close(out.data, expected.detach().numpy())
         close(large.grad, xt.grad.numpy())
+
+
+# --- the rules= strings say what the VJPs compute --------------------------------------------
+# Each rule that is a formula is evaluated with numpy on the spec inputs and compared with its
+# VJP (before unbroadcasting: both give the broadcast shape). A trailing remark in
+# parentheses, "(= ...)" or "(0 where ...)", is prose. The rules that are prose as a whole are
+# listed, so a formula that stops evaluating (a typo, a renamed input) fails instead of
+# quietly turning into prose. Same formulas in the same precision: rtol 1e-12.
+PROSE_RULES = {
+    "scale_mixture_log_prob": "-g * w * (r1/sigma1**2 + r2/sigma2**2), r_k = share of component k",
+    "sum": "broadcast g back to x.shape",
+    "mean": "broadcast g back to x.shape, / n",
+    "max": "g to the maxima of x (ties share equally)",
+    "transpose": "transpose(g, inverse of axes)",
+    "concatenate": "g[the slice of input i]",
+}
+REMARK = re.compile(r"^(.*?)\s+\((?:= |0 where ).*\)$")
+FORMULA_FUNCTIONS = {
+    "exp": np.exp,
+    "log": np.log,
+    "sin": np.sin,
+    "cos": np.cos,
+    "sign": np.sign,
+    "where": np.where,
+    "reshape": np.reshape,
+    "broadcast_to": np.broadcast_to,
+    "sum_to": mb.engine.kernels.sum_to,
+    "scatter_add": mb.engine.kernels.scatter_add,
+}
+
+
+def formula(rule: str) -> str:
+    match = REMARK.match(rule)
+    return match[1] if match else rule
+
+
+def rule_applies(name: str, shapes: tuple, params: dict) -> bool:
+    """The formulas are written for the general case: n-d matmul operands (numpy promotes
+    1-d ones), g and out with the reduced axes kept, both bounds of a clip."""
+    if name == "matmul":
+        return all(len(s) >= 2 for s in shapes)
+    if name == "logsumexp":
+        return params["keepdims"] or params["axis"] is None
+    return True
+
+
+def check_rules(op, name: str, case: Case) -> None:
+    """Evaluate each formula rule of ``op`` on the inputs of ``name``'s spec; compare."""
+    rng = np.random.default_rng(0)
+    inputs = SPECS[name].inputs(rng, case)
+    out = np.asarray(op.forward(*inputs, **case.params))
+    g = rng.standard_normal(out.shape)
+    names = list(inspect.signature(op.vjps[0]).parameters)[3 : 3 + len(inputs)]
+    values = dict(zip(names, inputs, strict=True), g=g, out=out, **case.params)
+    if "low" in case.params:  # a missing bound is no bound
+        values["low"] = -np.inf if case.params["low"] is None else case.params["low"]
+        values["high"] = np.inf if case.params["high"] is None else case.params["high"]
+    for i, rule in enumerate(op.rules):
+        expected = op.vjps[i](mb.engine.extend.NUMPY, g, out, *inputs, **case.params)
+        got = eval(compile(formula(rule), rule, "eval"), {**FORMULA_FUNCTIONS, **values})
+        close(np.broadcast_to(got, np.shape(expected)), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, case", ALL_CASES)
+def test_formula_rules_compute_what_the_vjps_compute(name, case):
+    if name not in PROSE_RULES and rule_applies(name, case.shapes, case.params):
+        check_rules(PRIM[name], name, case)
+
+
+def test_prose_rules_are_exactly_the_listed_ones():
+    """Every rule that is not in PROSE_RULES compiles as a formula over known names."""
+    for op in mb.PRIMITIVES:
+        for rule in op.rules:
+            if op.name in PROSE_RULES:
+                assert rule == PROSE_RULES[op.name]
+                continue
+            code = compile(formula(rule), rule, "eval")
+            inputs = list(inspect.signature(op.vjps[0]).parameters)[3:]
+            known = {"g", "out", *inputs, *FORMULA_FUNCTIONS, "mT", "shape"}  # (and attributes)
+            unknown = set(code.co_names) - known
+            assert not unknown, f"{op.name}: rule {rule!r} uses unknown names {unknown}"
+
+
+def test_a_wrong_rule_string_is_caught():
+    mul = PRIM["mul"]
+    swapped = mb.Primitive("mul", mul.forward, mul.vjps, rules=(mul.rules[1], mul.rules[0]))
+    with pytest.raises(AssertionError):
+        check_rules(swapped, "mul", Case(((2, 3), (2, 3))))

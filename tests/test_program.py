@@ -82,9 +82,30 @@ def test_program_source_is_the_trace_as_code():
         "v3 = np.asarray(sin_3(l1))",
         "v4 = np.asarray(sub_4(v2, v3))",
     ]
-    assert sum("_vjp" in line for line in lines) == len(mb.engine.adjoint_flow(f))
+    shares = [line for line in lines if "_bar = " in line and "np.ones_like" not in line]
+    assert len(shares) == len(mb.engine.adjoint_flow(f))  # one line per edge of the sweep
     assert sum(line.strip().startswith("l0_bar = l0_bar + ") for line in lines) == 1
     assert "l0 = L0.data  # x1" in program.source
+    # each VJP line shows its formula: sub's VJP for its second input is -g
+    assert [line for line in shares if line.strip().startswith("v3_bar")] == [
+        "    v3_bar = sub_4_vjp1(v4_bar, v4, v2, v3)  # -g"
+    ]
+    rules = [rule for r in program.records[::-1] for rule in r.op.rules]
+    assert [line.split("  # ")[1] for line in shares] == rules
+
+
+def test_program_pulls_broadcast_and_reduced_inputs_back_like_eager_mode():
+    """Where pull_back can sum or cast, the program calls it, as the sweep does."""
+    w = mb.tensor(np.ones((3, 2)), requires_grad=True)
+    b = mb.tensor(np.zeros(2), requires_grad=True)
+    x = mb.tensor(np.arange(12.0).reshape(4, 3))
+    program = mb.TapeProgram((x @ w + b).sum())
+    assert "pull_back(R1, 1, v1_bar, v1, (v0, l2))[0]  # g" in program.source  # b: summed
+    program.run()
+    got = w.grad.copy(), b.grad.copy()
+    w.grad = b.grad = None
+    (x @ w + b).sum().backward()
+    assert np.array_equal(got[0], w.grad) and np.array_equal(got[1], b.grad)
 
 
 def test_program_casts_back_like_eager_mode_when_dtypes_mix():

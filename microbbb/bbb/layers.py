@@ -413,13 +413,9 @@ class BayesianMLP(Module):
                 weighted = _named(weight, "complexity_weight") * complexity
             f = weighted - log_likelihood
         result = BBBLoss.wrap(f.data, f.record)
-        result.name, result.log_likelihood, result.complexity = "f", log_likelihood, complexity
-        result.log_q, result.log_prior, result.complexity_weight = (
-            log_q,
-            log_prior,
-            complexity_weight,
-        )
-        result.n_samples, result.eps, result.output = n_samples, draws, output
+        result.name, result.n_samples, result.eps, result.output = "f", n_samples, draws, output
+        result.log_q, result.log_prior, result.log_likelihood = log_q, log_prior, log_likelihood
+        result.complexity, result.complexity_weight = complexity, complexity_weight
         result.inputs = LossData(x, targets, weight)
         return result
 

@@ -108,83 +108,86 @@ def fit(
     "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
     stderr is a terminal. ``callback(epoch, history)`` runs after each epoch.
     """
-    x = model.check_inputs(x)
-    y_checked = model.likelihood.prepare(y, len(x), model.sizes[-1])
-    n = len(x)
-    batch_size = n if batch_size is None else int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n_batches = math.ceil(n / batch_size)
-    weights = minibatch_weights(n_batches, kl_scheme)
     optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=lr)
-    shuffle_rng = np.random.default_rng(seed)
-    history = History()
-    start_epoch = 0
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        start_epoch = load_checkpoint(checkpoint, model, optimizer, shuffle_rng, history)
-
+    training = _Training(model, optimizer, x, y, batch_size, (kl_scheme, n_samples, kl), seed)
+    resumed = resume and checkpoint is not None and os.path.exists(checkpoint)
+    start_epoch = load_checkpoint(checkpoint, *training.state()) if resumed else 0
     bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
-    # the loss of a batch size is recorded once (a LossProgram), then fed each minibatch
-    programs: dict[int, LossProgram] = {}
     with _DeferInterrupt() as interrupt:
         for epoch in range(start_epoch, epochs):
-            order = shuffle_rng.permutation(n) if n_batches > 1 else None
-            batches = _batches(x, y_checked, order, batch_size, n_batches)
-            sums = _epoch(
-                model, optimizer, programs, batches, (weights, n_samples, kl), epoch, interrupt
-            )
-            if interrupt.requested:
-                history.interrupted = True
+            if not training.epoch(epoch, interrupt):  # Ctrl-C: stop, keep what was done
                 break
-            _record_epoch(history, model, sums, n, n_batches)
-            bar.update(epoch + 1, history)
+            bar.update(epoch + 1, training.history)
             if checkpoint is not None and (epoch + 1) % checkpoint_every == 0:
-                save_checkpoint(checkpoint, model, optimizer, shuffle_rng, history, epoch + 1)
+                save_checkpoint(checkpoint, *training.state(), epoch + 1)
             if callback is not None:
-                callback(epoch, history)
+                callback(epoch, training.history)
     bar.close()
-    return history
+    return training.history
 
 
-def _batches(x: np.ndarray, y: np.ndarray, order: Any, batch_size: int, n_batches: int) -> Any:
-    """The minibatches of one epoch, in ``order`` (None: the whole data set as it is)."""
-    if order is None:
-        yield x, y
-        return
-    for step in range(n_batches):
-        rows = order[step * batch_size : (step + 1) * batch_size]
-        yield x[rows], y[rows]
+class _Training:
+    """One ``fit``: the model, the optimiser, the checked data, the shuffling generator, the
+    history, and one ``LossProgram`` per batch size (recorded once, fed each minibatch).
+    ``loss_settings``: kl_scheme, n_samples, kl."""
 
+    def __init__(
+        self,
+        model: BayesianMLP,
+        optimizer: Optimizer,
+        x: Any,
+        y: Any,
+        batch_size: int | None,
+        loss_settings: tuple[str, int, str],
+        seed: int,
+    ):
+        self.x = model.check_inputs(x)
+        self.y = model.likelihood.prepare(y, len(self.x), model.sizes[-1])
+        self.batch_size = len(self.x) if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        kl_scheme, self.n_samples, self.kl = loss_settings
+        self.weights = minibatch_weights(math.ceil(len(self.x) / self.batch_size), kl_scheme)
+        self.model, self.optimizer = model, optimizer
+        self.shuffle_rng = np.random.default_rng(seed)
+        self.history = History()
+        self.programs: dict[int, LossProgram] = {}
 
-def _epoch(
-    model: BayesianMLP,
-    optimizer: Optimizer,
-    programs: dict[int, LossProgram],
-    batches: Any,
-    loss_settings: tuple[np.ndarray, int, str],
-    epoch: int,
-    interrupt: _DeferInterrupt,
-) -> np.ndarray:
-    """One epoch of steps; returns the sums of loss, complexity, nll and the score. A
-    Ctrl-C (see ``_DeferInterrupt``) ends it after the current step. ``loss_settings``:
-    the complexity weight of each minibatch, n_samples and kl."""
-    weights, n_samples, kl = loss_settings
-    sums = np.zeros(4)  # loss, complexity, nll, accuracy or squared error
-    for step, (xb, yb) in enumerate(batches):
-        optimizer.zero_grad()
-        program = programs.get(len(xb))
-        if program is None:
-            program = programs[len(xb)] = model.loss_program(xb, yb, n_samples, weights[step], kl)
-        elif len(weights) > 1:
-            program.feed(xb, yb, weights[step])
-        loss = program()  # fresh eps, forward and backward
-        _check_finite(model, loss, xb, yb, epoch, step, kl)
-        _check_finite(model, loss, xb, yb, epoch, step, kl, after_backward=True)
-        optimizer.step()
-        sums += _batch_stats(model, loss, yb)
-        if interrupt.requested:
-            break
-    return sums
+    def state(self) -> tuple:
+        """What a checkpoint holds: model, optimiser, shuffling generator, history."""
+        return self.model, self.optimizer, self.shuffle_rng, self.history
+
+    def batches(self) -> Any:
+        """The minibatches of one epoch: the whole data set as it is, or a new order."""
+        if len(self.weights) == 1:
+            yield self.x, self.y
+            return
+        order = self.shuffle_rng.permutation(len(self.x))
+        for start in range(0, len(self.x), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield self.x[rows], self.y[rows]
+
+    def epoch(self, epoch: int, interrupt: _DeferInterrupt) -> bool:
+        """One epoch of steps, recorded in the history; False if Ctrl-C ended it early."""
+        model, sums = self.model, np.zeros(4)  # loss, complexity, nll, accuracy or sq. error
+        for step, (xb, yb) in enumerate(self.batches()):
+            self.optimizer.zero_grad()
+            program = self.programs.get(len(xb))
+            if program is None:
+                program = model.loss_program(xb, yb, self.n_samples, self.weights[step], self.kl)
+                self.programs[len(xb)] = program
+            elif len(self.weights) > 1:
+                program.feed(xb, yb, self.weights[step])
+            loss = program()  # fresh eps, forward and backward
+            _check_finite(model, loss, xb, yb, epoch, step, self.kl)
+            _check_finite(model, loss, xb, yb, epoch, step, self.kl, after_backward=True)
+            self.optimizer.step()
+            sums += _batch_stats(model, loss, yb)
+            if interrupt.requested:
+                self.history.interrupted = True
+                return False
+        _record_epoch(self.history, model, sums, len(self.x), len(self.weights))
+        return True
 
 
 def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:

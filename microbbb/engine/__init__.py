@@ -10,16 +10,17 @@ public surface for adding ops. Nothing here knows about Bayes by Backprop or dra
 """
 
 # tensor.py first: its last lines import the modules that need Tensor (the one cycle)
-from .tensor import Cut, Tensor, from_numpy, tensor  # isort: skip
+from .tensor import Tensor, from_numpy, tensor  # isort: skip
 
 from . import extend
 from .anomaly import AnomalyError, detect_anomaly
 from .check import GradcheckError, gradcheck, gradgradcheck
 from .gradients import Edge, adjoint_flow, grad
 from .kernels import ShapeError
+from .modes import Cut, enable_grad, is_grad_enabled, no_grad, scope
 from .primitives import PRIMITIVES, concatenate, stack, where
 from .program import TapeProgram
-from .tape import Primitive, Record, enable_grad, is_grad_enabled, no_grad, scope, tape
+from .tape import Primitive, Record, tape
 
 __all__ = [
     "PRIMITIVES",

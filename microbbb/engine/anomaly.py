@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .tape import STATE, Primitive, Record
+from .modes import STATE
+from .tape import Primitive, Record
 from .tensor import Tensor
 
 

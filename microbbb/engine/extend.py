@@ -13,9 +13,9 @@ only these (docs/extending.md, "Adding your own op", walks through an example).
   computes it (VJP, unbroadcast, cast).
 """
 
-from .primitives import GRAPH, NUMPY, PRIMITIVES
+from .primitives import GRAPH, NUMPY, PRIMITIVES, EachInput
 from .sweep import pull_back
-from .tape import EachInput, Primitive, Record, reachable, tape
+from .tape import Primitive, Record, reachable, tape
 from .tensor import Tensor, from_numpy
 
 __all__ = [

@@ -29,6 +29,20 @@ class ShapeError(ValueError):
     """An op got inputs whose shapes do not fit together."""
 
 
+def shape_error(name: str, shapes: list, params: dict, error: Exception) -> ShapeError:
+    """The error for numpy's complaint about the shapes ``shapes`` of op ``name``'s inputs."""
+    text = f"{name}: inputs of shapes {' and '.join(str(s) for s in shapes)} do not fit"
+    if params:
+        text += " (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+    if "broadcast" in str(error):
+        text += (
+            ". Broadcasting compares shapes from the right: each pair of sizes must be"
+            " equal or one of them 1. Reshape an input (for example y.reshape(-1, 1))"
+            " or fix the shape that is wrong"
+        )
+    return ShapeError(f"{text}. numpy said: {error}")
+
+
 # --- elementwise ---------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ helpers (``xp.sign``, ``xp.equal``) are used. Forwards longer than a numpy call 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,8 +25,19 @@ import numpy as np
 
 from . import kernels
 from .kernels import keepdims_shape, reduced_size
-from .tape import EachInput, Primitive
+from .tape import Primitive
 from .tensor import Tensor
+
+
+class EachInput:
+    """The VJPs of an op with any number of inputs: ``vjps[i]`` calls ``vjp(i, ...)``."""
+
+    def __init__(self, vjp: Callable):
+        self.vjp = vjp
+
+    def __getitem__(self, i: int) -> Callable:
+        return lambda *args, **params: self.vjp(i, *args, **params)
+
 
 # fmt: off
 # elementwise, two inputs (numpy broadcasting; the engine sums gradients back to each shape)
@@ -151,7 +162,7 @@ broadcast_to = Primitive("broadcast_to", kernels.broadcast_to,
 sum_to = Primitive("sum_to", kernels.sum_to,
     [lambda xp, g, out, x, shape: xp.broadcast_to(g, shape=x.shape)],
     rules=("broadcast_to(g, x.shape)",))
-getitem = Primitive("getitem", lambda x, index: x[index],
+_getitem = Primitive("getitem", lambda x, index: x[index],
     [lambda xp, g, out, x, index: xp.scatter_add(g, index=index, shape=x.shape)],
     rules=("scatter_add(g, index, x.shape)",))
 scatter_add = Primitive("scatter_add", kernels.scatter_add,
@@ -292,6 +303,27 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     """``x`` where ``condition`` is true, else ``y`` (gradients flow to the chosen one)."""
     cond = np.asarray(data(condition), dtype=bool)
     return _where(x, y, cond=cond)
+
+
+def getitem(x: Any, index: Any) -> Tensor:
+    """``x[index]``: ints, slices, None, Ellipsis and integer or boolean numpy arrays (lists
+    become arrays). A Tensor is refused as an index: it holds floats, so it would be
+    ambiguous as a mask or as positions."""
+    if isinstance(index, tuple):
+        parts = tuple(_index_part(i) for i in index)
+    else:
+        parts = _index_part(index)
+    return _getitem(x, index=parts)
+
+
+def _index_part(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        raise TypeError(
+            "index with ints, slices or numpy arrays (integer or boolean), not a Tensor:"
+            " tensors hold floats, so a boolean mask or an integer index would be ambiguous."
+            " Use index.data.astype(int) for integer positions."
+        )
+    return np.asarray(index) if isinstance(index, list) else index
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:

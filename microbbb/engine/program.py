@@ -179,4 +179,5 @@ class _Writer:
         if t.data.shape == r.out.shape and dtypes == {t.data.dtype}:
             vjp = self.bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
             return f"{vjp}(v{k}_bar, v{k}, {args})"
-        return f"pull_back(R{k}, {i}, v{k}_bar, v{k}, ({args},))[0]"
+        args = f"({args},)" if len(r.inputs) == 1 else f"({args})"
+        return f"pull_back(R{k}, {i}, v{k}_bar, v{k}, {args})[0]"

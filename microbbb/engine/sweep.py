@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .modes import enable_grad, no_grad
 from .primitives import GRAPH, NUMPY
-from .tape import Record, enable_grad, no_grad, reachable
+from .tape import Record, reachable
 from .tensor import Tensor
 
 

@@ -1,15 +1,13 @@
 """The tape: what calling an op records, and when.
 
 A ``Primitive`` is an op: a numpy forward plus one vector-Jacobian product (VJP) per input
-(the table of them is ``primitives.py``). Calling it on tensors runs the forward and, if
-grad mode is on and an input requires grad, makes a ``Record``: the op, its input tensors,
-its parameters, its output value and its position in recording order.
-
-There is no global list of records: each output tensor holds its record and each record
-holds its input tensors, so a graph is freed as soon as nothing refers to its output.
-``tape(output)`` collects the records an output depends on, in recording order (the
-forward trace); the reverse sweep (``sweep.py``) walks the same records newest first, a
-valid reverse topological order because an op is recorded after all of its inputs exist.
+(their table is ``primitives.py``). Calling it runs the forward and, if grad mode is on and
+an input requires grad, makes a ``Record``: op, input tensors, parameters, output value and
+position in recording order. There is no global list of records: each output holds its
+record and each record its inputs, so a graph is freed when nothing refers to its output.
+``tape(output)`` lists the records behind an output in recording order (the forward
+trace); the reverse sweep walks them newest first, a valid reverse topological order
+because an op is recorded after all of its inputs exist.
 """
 
 from __future__ import annotations
@@ -21,65 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import ShapeError
-from .tensor import Cut, Tensor, check_dtype
-
-
-class _State:
-    """Process-wide switches and counters."""
-
-    grad_enabled = True
-    clock = 0  # how many records were ever made: gives each its position in order
-    on_forward: tuple = ()  # called after every op as hook(op, inputs, out, record)
-    scopes: list[str] = []  # the active scope() names, innermost last
-
-
-STATE = _State()
-
-
-class _GradMode:
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self) -> None:
-        self.previous = STATE.grad_enabled
-        STATE.grad_enabled = self.enabled
-
-    def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self.previous
-
-
-def no_grad() -> _GradMode:
-    """Context manager: ops inside it record nothing and their outputs need no grad."""
-    return _GradMode(False)
-
-
-def enable_grad() -> _GradMode:
-    """Context manager: switch recording back on (inside a ``no_grad`` block)."""
-    return _GradMode(True)
-
-
-def is_grad_enabled() -> bool:
-    """True when ops on tensors that require grad are being recorded."""
-    return STATE.grad_enabled
-
-
-class scope:
-    """Context manager that names a group of ops (``with scope("layer1"): ...``).
-
-    Records made inside it carry the name (nested scopes are joined with "/"); drawings use
-    it to draw the group as a cluster. It changes nothing in the math.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self) -> None:
-        scopes = STATE.scopes
-        scopes.append(f"{scopes[-1]}/{self.name}" if scopes else self.name)
-
-    def __exit__(self, *exc: object) -> None:
-        STATE.scopes.pop()
+from .kernels import ShapeError, shape_error
+from .modes import STATE, Cut
+from .tensor import Tensor, check_dtype
 
 
 class Record:
@@ -103,16 +45,6 @@ class Record:
         return f"<Record #{self.index} {self.op.name}({shapes}) -> {self.out.shape}>"
 
 
-class EachInput:
-    """The VJPs of an op with any number of inputs: ``vjps[i]`` calls ``vjp(i, ...)``."""
-
-    def __init__(self, vjp: Callable):
-        self.vjp = vjp
-
-    def __getitem__(self, i: int) -> Callable:
-        return lambda *args, **params: self.vjp(i, *args, **params)
-
-
 class Primitive:
     """An op: ``forward`` on numpy arrays and one VJP per input, with ``rules``, the same
     VJPs as short formulas (for drawings, docs and messages).
@@ -129,7 +61,7 @@ class Primitive:
         self,
         name: str,
         forward: Callable,
-        vjps: Sequence[Callable] | EachInput,
+        vjps: Sequence[Callable],  # or primitives.EachInput
         rules: Sequence[str],
     ):
         self.name, self.forward, self.vjps, self.rules = name, forward, vjps, tuple(rules)
@@ -149,7 +81,7 @@ class Primitive:
         except ShapeError:
             raise
         except ValueError as error:
-            raise _shape_error(self.name, tensors, params, error) from error
+            raise shape_error(self.name, [t.shape for t in tensors], params, error) from error
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         record = None
@@ -179,20 +111,6 @@ def _as_tensors(inputs: tuple) -> tuple:
             a = Tensor.wrap(array.astype(dtype, copy=False))
         tensors.append(a)
     return tuple(tensors)
-
-
-def _shape_error(name: str, tensors: tuple, params: dict, error: Exception) -> ShapeError:
-    shapes = " and ".join(str(t.shape) for t in tensors)
-    text = f"{name}: inputs of shapes {shapes} do not fit"
-    if params:
-        text += " (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
-    if "broadcast" in str(error):
-        text += (
-            ". Broadcasting compares shapes from the right: each pair of sizes must be"
-            " equal or one of them 1. Reshape an input (for example y.reshape(-1, 1))"
-            " or fix the shape that is wrong"
-        )
-    return ShapeError(f"{text}. numpy said: {error}")
 
 
 def reachable(root: Tensor) -> list[Record]:

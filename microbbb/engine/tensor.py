@@ -11,9 +11,12 @@ one import cycle.
 from __future__ import annotations
 
 import weakref
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+from .modes import Cut
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaves that asked for retain_grad()
@@ -29,14 +32,38 @@ def check_dtype(dtype: np.dtype) -> None:
         )
 
 
-class Cut(NamedTuple):
-    """Where a tensor was cut from the graph: by ``detach()`` or by an op under
-    ``no_grad()``. ``sources`` are weak references to the tensors it came from (weak, so a
-    cut tensor does not keep the old graph alive)."""
+def _operator(name: str, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    """``a <op> b`` as a call of the primitive ``name`` (``b <op> a`` when reflected)."""
+    if reflected:
+        return lambda self, other: getattr(P, name)(other, self)
+    return lambda self, other: getattr(P, name)(self, other)
 
-    reason: str
-    op: str | None
-    sources: tuple
+
+def _comparison(compare: Callable) -> Callable[[Tensor, Any], np.ndarray]:
+    """``a < b`` and friends: a boolean numpy array of the values, not a tensor."""
+    return lambda self, other: compare(
+        self.data, other.data if isinstance(other, Tensor) else other
+    )
+
+
+def _reduction(name: str, what: str) -> Callable[..., Tensor]:
+    """The method ``x.<name>(axis=None, keepdims=False)``: the primitive ``name``."""
+
+    def method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return getattr(P, name)(self, axis=axis, keepdims=keepdims)
+
+    method.__name__, method.__doc__ = name, f"{what} over ``axis`` (all axes when None)."
+    return method
+
+
+def _elementwise(name: str, what: str) -> Callable[[Tensor], Tensor]:
+    """The method ``x.<name>()``: the primitive ``name``, elementwise."""
+
+    def method(self: Tensor) -> Tensor:
+        return getattr(P, name)(self)
+
+    method.__name__, method.__doc__ = name, f"Elementwise {what}."
+    return method
 
 
 class Tensor:
@@ -131,73 +158,26 @@ class Tensor:
         t.cut = Cut("detach", None, (weakref.ref(self),))
         return t
 
-    # --- operators: the primitives of the table -------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return P.add(self, other)
+    # --- operators and methods: each calls an op of the derivative table ------------------
+    __add__, __radd__ = _operator("add"), _operator("add", reflected=True)
+    __sub__, __rsub__ = _operator("sub"), _operator("sub", reflected=True)
+    __mul__, __rmul__ = _operator("mul"), _operator("mul", reflected=True)
+    __truediv__, __rtruediv__ = _operator("div"), _operator("div", reflected=True)
+    __pow__, __rpow__ = _operator("pow"), _operator("pow", reflected=True)
+    __matmul__, __rmatmul__ = _operator("matmul"), _operator("matmul", reflected=True)
 
-    def __radd__(self, other: Any) -> Tensor:
-        return P.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return P.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return P.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return P.mul(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return P.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return P.div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return P.div(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return P.pow(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return P.pow(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return P.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return P.matmul(other, self)
+    __lt__, __le__ = _comparison(np.less), _comparison(np.less_equal)  # not differentiable
+    __gt__, __ge__ = _comparison(np.greater), _comparison(np.greater_equal)
 
     def __neg__(self) -> Tensor:
         return P.neg(self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return P.getitem(self, index=_normalize_index(index))
+        return P.getitem(self, index)
 
-    def __lt__(self, other: Any) -> np.ndarray:
-        return self.data < _value(other)
-
-    def __le__(self, other: Any) -> np.ndarray:
-        return self.data <= _value(other)
-
-    def __gt__(self, other: Any) -> np.ndarray:
-        return self.data > _value(other)
-
-    def __ge__(self, other: Any) -> np.ndarray:
-        return self.data >= _value(other)
-
-    # --- methods (the same ops as the functions in microbbb.functional) ---------------------
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (all axes when None)."""
-        return P.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        """Mean over ``axis`` (all axes when None)."""
-        return P.mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        """Maximum over ``axis``; tied maxima share the gradient equally."""
-        return P.max(self, axis=axis, keepdims=keepdims)
+    sum = _reduction("sum", "Sum")
+    mean = _reduction("mean", "Mean")
+    max = _reduction("max", "Maximum (tied maxima share the gradient equally)")
 
     def reshape(self, *shape: Any) -> Tensor:
         """Same data, new shape (``reshape(2, 3)`` or ``reshape((2, 3))``)."""
@@ -215,49 +195,17 @@ class Tensor:
         """Clamp values to [low, high]; no gradient flows where a value was clamped."""
         return P.clip(self, low=low, high=high)
 
-    def exp(self) -> Tensor:
-        """Elementwise e**x."""
-        return P.exp(self)
-
-    def log(self) -> Tensor:
-        """Elementwise natural logarithm."""
-        return P.log(self)
-
-    def log1p(self) -> Tensor:
-        """Elementwise log(1 + x), accurate for small x."""
-        return P.log1p(self)
-
-    def sqrt(self) -> Tensor:
-        """Elementwise square root."""
-        return P.sqrt(self)
-
-    def abs(self) -> Tensor:
-        """Elementwise |x| (gradient 0 at x = 0)."""
-        return P.abs(self)
-
-    def sin(self) -> Tensor:
-        """Elementwise sine."""
-        return P.sin(self)
-
-    def cos(self) -> Tensor:
-        """Elementwise cosine."""
-        return P.cos(self)
-
-    def tanh(self) -> Tensor:
-        """Elementwise hyperbolic tangent."""
-        return P.tanh(self)
-
-    def sigmoid(self) -> Tensor:
-        """Elementwise 1 / (1 + exp(-x)), stable for large |x|."""
-        return P.sigmoid(self)
-
-    def relu(self) -> Tensor:
-        """Elementwise max(x, 0) (gradient 0 at x = 0)."""
-        return P.relu(self)
-
-    def softplus(self) -> Tensor:
-        """Elementwise log(1 + exp(x)), stable for large |x|."""
-        return P.softplus(self)
+    exp = _elementwise("exp", "e**x")
+    log = _elementwise("log", "the natural logarithm")
+    log1p = _elementwise("log1p", "log(1 + x), accurate for small x")
+    sqrt = _elementwise("sqrt", "the square root")
+    abs = _elementwise("abs", "|x| (gradient 0 at x = 0)")
+    sin = _elementwise("sin", "the sine")
+    cos = _elementwise("cos", "the cosine")
+    tanh = _elementwise("tanh", "the hyperbolic tangent")
+    sigmoid = _elementwise("sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
+    relu = _elementwise("relu", "max(x, 0) (gradient 0 at x = 0)")
+    softplus = _elementwise("softplus", "log(1 + exp(x)), stable for large |x|")
 
 
 def tensor(
@@ -280,23 +228,6 @@ def from_numpy(array: np.ndarray, name: str | None = None) -> Tensor:
     t = Tensor.wrap(array)
     t.name = name
     return t
-
-
-def _value(a: Any) -> Any:
-    return a.data if isinstance(a, Tensor) else a
-
-
-def _normalize_index(index: Any) -> Any:
-    """Lists used as indices become numpy arrays; tensors are refused."""
-    if isinstance(index, tuple):
-        return tuple(_normalize_index(i) for i in index)
-    if isinstance(index, Tensor):
-        raise TypeError(
-            "index with ints, slices or numpy arrays (integer or boolean), not a Tensor:"
-            " tensors hold floats, so a boolean mask or an integer index would be ambiguous."
-            " Use index.data.astype(int) for integer positions."
-        )
-    return np.asarray(index) if isinstance(index, list) else index
 
 
 # Tensor's operators and methods are the ops and the backward defined in these modules, which
