@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Threads must be pinned before numpy (OpenBLAS) and torch are imported: they read these
 # variables once, when loaded. So everything that imports them, bbb_step_impls included,
-# is imported only below the pinning.
+# is imported only below the pinning; the check refuses to run if that no longer holds.
 ARGS = build_parser().parse_args() if __name__ == "__main__" else None
+if ARGS is not None and {"numpy", "torch", "bbb_step_impls"} & set(sys.modules):
+    sys.exit("numpy or torch was imported before the threads were pinned: import it below")
 THREADS = ARGS.threads if ARGS is not None else 1
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(THREADS)

@@ -8,6 +8,7 @@ No timing is asserted here: timings come from full runs of the scripts, not from
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,9 @@ def test_bbb_step_checks_and_reports_every_implementation(dtype):
         *("--growth", "none"),
     )
     assert "mbb program 0," in out  # the program equals eager mode exactly
+    # threads were pinned before numpy and torch loaded: every pool reported runs 1 thread
+    assert "torch.get_num_threads()=1" in out
+    assert set(re.findall(r"(\d+) thread\(s\)", out)) <= {"1"}, out
     for size in ("3-32-1 (100)", "64-100-10 (128)"):
         rows = [line for line in out.splitlines() if line.startswith(size)]
         assert len(rows) == 2, out  # one row in the time table, one in the memory table
