@@ -25,13 +25,13 @@ def pull_back(
     ``args``), summed back to the input's shape if broadcasting widened it
     ("unbroadcast"), and cast to the input's dtype (unless ``cast`` is False).
     Returns the share and whether it had to be summed."""
-    vjp, params, shape = record.op.vjps[i], record.params, record.inputs[i].data.shape
+    vjp, params, x = record.op.vjps[i], record.params, record.inputs[i].data
     share = vjp(xp, g, out, *args, **params) if params else vjp(xp, g, out, *args)
-    summed = share.shape != shape
+    summed = share.shape != x.shape
     if summed:
-        share = xp.sum_to(share, shape=shape)
-    if cast and share.dtype != record.inputs[i].data.dtype:
-        share = share.astype(record.inputs[i].data.dtype)
+        share = xp.sum_to(share, shape=x.shape)
+    if cast and share.dtype != x.dtype:
+        share = share.astype(x.dtype)
     return share, summed
 
 
@@ -49,7 +49,7 @@ def reverse_sweep(
     ``create_graph=True`` the VJPs run on tensors (``xp`` = the primitives), so the
     adjoints are recorded and can be differentiated again.
     """
-    xp = GRAPH if create_graph else NUMPY
+    xp, cast = (GRAPH, False) if create_graph else (NUMPY, True)
     adjoint: dict[Record, Any] = {root.record: seed}
     leaves: dict[Tensor, Any] = {}
     with enable_grad() if create_graph else no_grad():
@@ -57,8 +57,9 @@ def reverse_sweep(
             g = adjoint.pop(r, None)
             if g is None:  # no gradient reached this record
                 continue
-            for hook in on_adjoint:
-                hook(r, g)
+            if on_adjoint:
+                for hook in on_adjoint:
+                    hook(r, g)
             if create_graph:
                 out, args = Tensor.wrap(r.out, r), r.inputs
             else:
@@ -66,9 +67,10 @@ def reverse_sweep(
             for i, t in enumerate(r.inputs):
                 if not t.requires_grad:
                     continue
-                share, summed = pull_back(r, i, g, out, args, xp, cast=not create_graph)
-                for hook in on_edge:
-                    hook(r, i, g, share, summed)
+                share, summed = pull_back(r, i, g, out, args, xp, cast)
+                if on_edge:
+                    for hook in on_edge:
+                        hook(r, i, g, share, summed)
                 if t.record is None:
                     leaves[t] = share if t not in leaves else leaves[t] + share
                 else:

@@ -35,10 +35,11 @@ class Record:
     __slots__ = ("op", "inputs", "params", "out", "index", "scope")
 
     def __init__(self, op: Primitive, inputs: tuple, params: dict, out: np.ndarray):
-        self.op, self.inputs, self.params, self.out = op, inputs, params, out
-        STATE.clock += 1
-        self.index = STATE.clock
-        self.scope = STATE.scopes[-1] if STATE.scopes else None
+        self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
+        self.params, self.out = params, out
+        self.index = STATE.clock = STATE.clock + 1
+        scopes = STATE.scopes
+        self.scope = scopes[-1] if scopes else None
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(t.shape) for t in self.inputs)
@@ -57,13 +58,7 @@ class Primitive:
     shape, index, ...).
     """
 
-    def __init__(
-        self,
-        name: str,
-        forward: Callable,
-        vjps: Sequence[Callable],  # or primitives.EachInput
-        rules: Sequence[str],
-    ):
+    def __init__(self, name: str, forward: Callable, vjps: Sequence, rules: Sequence[str]):
         self.name, self.forward, self.vjps, self.rules = name, forward, vjps, tuple(rules)
 
     def __repr__(self) -> str:
@@ -73,8 +68,8 @@ class Primitive:
         """Run the forward on the inputs' data; record it if any input requires grad."""
         tensors = inputs
         for a in inputs:
-            if not isinstance(a, Tensor):  # numbers and arrays become constants
-                tensors = _as_tensors(inputs)
+            if type(a) is not Tensor and not isinstance(a, Tensor):  # numbers and arrays
+                tensors = _as_tensors(inputs)  # become constants
                 break
         try:
             out = self.forward(*[t.data for t in tensors], **params)
@@ -84,16 +79,17 @@ class Primitive:
             raise shape_error(self.name, [t.shape for t in tensors], params, error) from error
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        record = None
-        if STATE.grad_enabled:
+        record, recording, on_forward = None, STATE.grad_enabled, STATE.on_forward
+        if recording:
             for t in tensors:
                 if t.requires_grad:
                     record = Record(self, tensors, params, out)
                     break
-        for hook in STATE.on_forward:  # anomaly mode checks the output here
-            hook(self, tensors, out, record)
+        if on_forward:  # anomaly mode checks the output here
+            for hook in on_forward:
+                hook(self, tensors, out, record)
         result = Tensor.wrap(out, record)
-        if not STATE.grad_enabled:
+        if not recording:
             cut_from = tuple(weakref.ref(t) for t in tensors if t.requires_grad)
             if cut_from:  # remember, for drawings, that no_grad cut a gradient path here
                 result.cut = Cut("no_grad", self.name, cut_from)

@@ -1,11 +1,10 @@
 """``Tensor``: a numpy array that remembers the op that made it.
 
 A tensor holds ``data`` (a float32 or float64 numpy array), ``requires_grad``, ``grad``
-(filled by ``backward``), an optional ``name`` for drawings and tables, and ``record``:
-the tape entry of the op that produced it (None for leaves: parameters, data, constants).
-Its operators and methods are the ops of the derivative table (``primitives.py``) and
-``backward``; they import this module, so this one imports them at its end: the engine's
-one import cycle.
+(filled by ``backward``), a ``name`` for drawings, and ``record``: the tape entry of the op
+that made it (None for leaves: parameters, data, constants). Its operators and methods are
+the table's ops and ``backward``, whose modules import this one: so it imports them at its
+end, the engine's one import cycle.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from .modes import Cut
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaves that asked for retain_grad()
+OPS: dict[str, Any] = {}  # the primitives by name, for the methods below (filled at the end)
 
 
 def check_dtype(dtype: np.dtype) -> None:
@@ -35,8 +35,8 @@ def check_dtype(dtype: np.dtype) -> None:
 def _operator(name: str, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
     """``a <op> b`` as a call of the primitive ``name`` (``b <op> a`` when reflected)."""
     if reflected:
-        return lambda self, other: getattr(P, name)(other, self)
-    return lambda self, other: getattr(P, name)(self, other)
+        return lambda self, other: OPS[name](other, self)
+    return lambda self, other: OPS[name](self, other)
 
 
 def _comparison(compare: Callable) -> Callable[[Tensor, Any], np.ndarray]:
@@ -50,7 +50,7 @@ def _reduction(name: str, what: str) -> Callable[..., Tensor]:
     """The method ``x.<name>(axis=None, keepdims=False)``: the primitive ``name``."""
 
     def method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return getattr(P, name)(self, axis=axis, keepdims=keepdims)
+        return OPS[name](self, axis=axis, keepdims=keepdims)
 
     method.__name__, method.__doc__ = name, f"{what} over ``axis`` (all axes when None)."
     return method
@@ -60,7 +60,7 @@ def _elementwise(name: str, what: str) -> Callable[[Tensor], Tensor]:
     """The method ``x.<name>()``: the primitive ``name``, elementwise."""
 
     def method(self: Tensor) -> Tensor:
-        return getattr(P, name)(self)
+        return OPS[name](self)
 
     method.__name__, method.__doc__ = name, f"Elementwise {what}."
     return method
@@ -98,8 +98,8 @@ class Tensor:
         ``record`` (it then requires grad), or a constant when ``record`` is None. For ops
         and extensions (``data`` must be a float32 or float64 array); users want ``tensor``."""
         t = cls.__new__(cls)
-        t.data, t.grad, t.requires_grad, t.name = data, None, record is not None, None
-        t.record, t.cut = record, None
+        t.data, t.record, t.requires_grad = data, record, record is not None
+        t.grad = t.name = t.cut = None
         return t
 
     # --- properties -------------------------------------------------------------------
@@ -234,3 +234,5 @@ def from_numpy(array: np.ndarray, name: str | None = None) -> Tensor:
 # import Tensor: imported last, this is the engine's one (documented) import cycle.
 from . import gradients  # noqa: E402
 from . import primitives as P  # noqa: E402
+
+OPS.update((op.name, op) for op in P.PRIMITIVES)
