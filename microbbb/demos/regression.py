@@ -103,7 +103,7 @@ def compute(
     }
 
 
-def draw(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
+def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
     """Draw regression.png and regression_loss.png from the numbers; return their paths."""
     return [
         _draw_predictions(plt, numbers, os.path.join(out, "regression.png")),
@@ -196,7 +196,7 @@ def run(
     plt = matplotlib_pyplot()
     say = Report(out, echo)
     numbers = compute(epochs, n_points, seed, progress)
-    pictures = draw(plt, numbers, out)
+    pictures = draw_pictures(plt, numbers, out)
     say(report_text(numbers, pictures, Template.of("regression")))
     say.save()
     return numbers["figures"]
