@@ -46,6 +46,10 @@ from 95 % on. The histograms show why: about half of the weights have been pulle
 the prior's narrow component (|mu| ~ 0.001, sigma ~ sigma2 = e^-6 = 0.0025), and three
 quarters have |mu| < sigma.
 
+The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
+makes the pictures from them, and ``report_text`` fills the report's words,
+which are in ``templates/classification.txt``.
+
 Run: ``microbbb demo classification --out out/classification``.
 """
 

@@ -13,6 +13,10 @@ A Bayes by Backprop network with 2 inputs, 3 hidden units and 1 output, one trai
    of the same model with the same eps, and whether they agree;
 5. one SGD step.
 
+The code is in three parts: ``compute`` returns every number as plain data, ``save_files``
+makes the drawings and tape.txt from them, and ``report_text`` fills the report's words,
+which are in ``templates/gradient_flow.txt``.
+
 Run: ``python demos/gradient_flow.py --out out/gradient_flow`` or
 ``microbbb demo gradient-flow --out out/gradient_flow``.
 """

@@ -13,6 +13,10 @@ where there is no data, the BBB network should be clearly less sure. (With the s
 prior, whose narrow component keeps most posteriors tight, the band outside the data grows
 much less: about 1.1x instead of 1.6x on this data.)
 
+The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
+makes the pictures from them, and ``report_text`` fills the report's words,
+which are in ``templates/regression.txt``.
+
 Run: ``microbbb demo regression --out out/regression``.
 """
 
