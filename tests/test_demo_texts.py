@@ -131,6 +131,12 @@ def test_every_template_ships_with_the_package():
         assert any(fnmatch(f"templates/{name}", pattern) for pattern in patterns), name
 
 
+def test_the_pages_the_templates_name_exist():
+    for path in sorted(Path(TEMPLATES).iterdir()):
+        for page in re.findall(r"\bdocs/[\w./-]*\w", path.read_text(encoding="utf-8")):
+            assert (ROOT / page).is_file(), f"{path.name} names {page}, which does not exist"
+
+
 # --- the rules of Template ---------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """The question microbbb answers: its setting trained properly, its gradients, and what broke.
 
-The setting (see the project's QUESTION.md): 100 observations, 3 features from N(0, 1), a
-network with 32 hidden ReLU units and one output ([3, 32, 1]; the question's bias column is
-each layer's bias vector here), two Monte-Carlo samples per step, and two targets:
+The setting, from the question as docs/question.md tells it: 100 observations, 3 features
+from N(0, 1), a network with 32 hidden ReLU units and one output ([3, 32, 1]; the question's
+bias column is each layer's bias vector here), two Monte-Carlo samples per step, and two
+targets:
 
 (a) binary labels drawn as Bernoulli(0.6), independent of x, with a Bernoulli likelihood
     (one logit and a sigmoid): the best a model can do is to predict 0.6 everywhere;
