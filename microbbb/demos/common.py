@@ -56,9 +56,10 @@ class Template:
     - A line that holds one field only is a block (a table, a listing, another section
       filled): its lines are placed as they are, each indented like the field, never
       wrapped; an empty block leaves no line.
-    - With a ``width``, any other line longer than it is wrapped. The wrapped lines go on
-      two columns to the right of where its text starts: after its indentation, or after a
-      label such as ``  mistake:   `` (a word, a colon and two or more spaces) or ``(a) ``.
+    - With a ``width``, any other line longer than it is wrapped. Its wrapped lines go on
+      two columns to the right of where the line's text starts: after its indentation, or
+      after a label such as ``  mistake:   `` (a word, a colon and two or more spaces) or
+      ``(a) ``.
     """
 
     def __init__(self, text: str, width: int | None = None, name: str = "template"):
@@ -71,9 +72,9 @@ class Template:
                 lines = self.sections[header.group(1)] = []
             else:
                 lines.append(line)
-        for lines in self.sections.values():
-            while lines and not lines[-1].strip():
-                lines.pop()
+        for body in self.sections.values():
+            while body and not body[-1].strip():
+                body.pop()
 
     @classmethod
     def of(cls, demo: str, width: int | None = None) -> Template:
@@ -90,7 +91,9 @@ class Template:
         """The section with its fields filled from ``values``, and wrapped if ``wrap``."""
         missing = self.fields(section) - set(values)
         if missing:
-            raise KeyError(f"{self.name} [{section}] names numbers it is not given: {missing}")
+            raise KeyError(
+                f"{self.name} [{section}] names numbers it is not given: {sorted(missing)}"
+            )
         lines = []
         for line in self.sections[section]:
             block = BLOCK.fullmatch(line)
