@@ -116,6 +116,7 @@ def test_report_holds_the_key_messages(demo):
         "log_prior",
         "log_likelihood",
         "my_loss is not f",
+        "docs/question.md",
         "(ran in",
     ]:
         assert message.lower() in " ".join(text.lower().split()), message

@@ -46,12 +46,17 @@ from 95 % on. The histograms show why: about half of the weights have been pulle
 the prior's narrow component (|mu| ~ 0.001, sigma ~ sigma2 = e^-6 = 0.0025), and three
 quarters have |mu| < sigma.
 
+The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
+makes the pictures from them, and ``report_text`` fills the report's words,
+which are in ``templates/classification.txt``.
+
 Run: ``microbbb demo classification --out out/classification``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -60,7 +65,13 @@ import numpy as np
 from .. import functional as F
 from ..bbb import BayesianMLP, Bernoulli, Categorical, ScaleMixturePrior, fit, prune, snr
 from ..nn import MLP
-from .common import Report, matplotlib_pyplot, predict_deterministic, train_deterministic
+from .common import (
+    Report,
+    Template,
+    matplotlib_pyplot,
+    predict_deterministic,
+    train_deterministic,
+)
 
 DIGITS_SIZES = [64, 100, 10]
 CANCER_SIZES = [30, 32, 1]
@@ -188,22 +199,196 @@ def _need_sklearn() -> None:
         ) from error
 
 
-def _score_line(name: str, s: dict[str, float]) -> str:
-    return (f"  {name:<10} {100 * s['error']:6.2f} %  {s['nll']:8.4f}  {s['ece']:7.4f}"
-            f"   {s['confidence']:.3f}       {1 - s['error']:.3f}")  # fmt: skip
+def compute(
+    epochs: int = 800,
+    cancer_epochs: int = 200,
+    seed: int = 0,
+    kl_scheme: str = "uniform",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train, score and prune every model; return the numbers and arrays (no printing)."""
+    x_train, x_test, y_train, y_test = digits_data()
+    model, digits = _digits(x_train, x_test, y_train, y_test, epochs, seed, kl_scheme, progress)
+    digits["pruning"] = _pruning(model, x_test, y_test)
+    digits["weights"] = _weights(model)
+    settings = {"epochs": epochs, "cancer_epochs": cancer_epochs, "kl_scheme": kl_scheme}
+    return {
+        "settings": settings,
+        "digits": digits,
+        "cancer": _cancer(cancer_epochs, seed, progress),
+    }
 
 
-SCORE_HEADER = "  model      test error  NLL/ex     ECE   mean conf.  accuracy"
+def _digits(
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    epochs: int,
+    seed: int,
+    kl_scheme: str,
+    progress: bool,
+) -> tuple[BayesianMLP, dict[str, Any]]:
+    """BBB and the plain MLP on digits: their scores, predictions and training times."""
+    budget = {"epochs": epochs, "batch_size": 100, "lr": 3e-3, "seed": seed}  # the same for both
+    begin = time.monotonic()
+    model = BayesianMLP(
+        DIGITS_SIZES, prior=ScaleMixturePrior(), likelihood=Categorical(), seed=seed
+    )
+    history = fit(model, x_train, y_train, kl_scheme=kl_scheme, progress=progress, **budget)
+    bbb_probs = model.predict(x_test, n_samples=N_SAMPLES).probs
+    bbb = scores(bbb_probs, y_test)
+    bbb_seconds = time.monotonic() - begin
+    begin = time.monotonic()
+    plain = MLP(DIGITS_SIZES, seed=seed)
+    train_deterministic(plain, x_train, y_train, F.categorical_nll, **budget)
+    plain_probs = Categorical().predictive(predict_deterministic(plain, x_test)[None]).probs
+    mlp = scores(plain_probs, y_test)
+    return model, {
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "bbb": bbb,
+        "mlp": mlp,
+        "bbb_seconds": bbb_seconds,
+        "mlp_seconds": time.monotonic() - begin,
+        # History sums an epoch's minibatches: complexity = sum_i pi_i (log q - log P(w))
+        "complexity": history.complexity[-1],
+        "train_nll": history.nll[-1],
+        "train_accuracy": history.accuracy[-1],
+        "bbb_probs": bbb_probs,
+        "mlp_probs": plain_probs,
+        "labels": y_test,
+    }
 
 
-def _score_table(say: Report, figures: dict, data: str, bbb: dict, mlp: dict) -> None:
-    """Print the BBB and plain-MLP scores as a table and keep them in ``figures``."""
-    say(SCORE_HEADER)
-    say(_score_line("BBB", bbb))
-    say(_score_line("plain MLP", mlp))
-    for name, scored in (("bbb", bbb), ("mlp", mlp)):
-        for key, value in scored.items():
-            figures[f"{data}_{name}_{key}"] = value
+def _pruning(model: BayesianMLP, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    """The test error with the lowest-SNR weights removed, for each of PRUNE_FRACTIONS."""
+    ratios = np.sort(np.concatenate([r.ravel() for r in snr(model)]))
+    sigmas = np.concatenate([layer.weight_sigma().ravel() for layer in model.layers])
+    rows = []
+    for fraction in PRUNE_FRACTIONS:
+        pruned = prune(model, fraction)
+        n_removed = int(round(fraction * ratios.size))
+        row = {"fraction": fraction, "weights_left": ratios.size - n_removed}
+        row["largest_snr"] = ratios[n_removed - 1] if n_removed else None  # of those removed
+        row["error"] = error_rate(pruned.predict(x_test, mode="mean").probs, y_test)
+        rows.append(row)
+    # The unpruned network with w = mu, computed without prune() as a check of the 0 % row.
+    # (After the pruning loop: prune() of a model whose last pass used mode="mean" used to fail.)
+    mean_error = error_rate(model.predict(x_test, mode="mean").probs, y_test)
+    return {
+        "n_weights": ratios.size,
+        "below_sigma": np.mean(ratios < 1),  # the share of weights with |mu| < sigma
+        "narrow": np.mean(sigmas < 2 * model.prior.sigma2),
+        "sigma2": model.prior.sigma2,
+        "rows": rows,
+        "mean_weights_error": mean_error,
+    }
+
+
+def _weights(model: BayesianMLP) -> dict[str, Any]:
+    """Every layer's weight means and standard deviations, for the histograms."""
+    return {
+        "mu": [layer.weight_mu.data.ravel() for layer in model.layers],
+        "sigma": [layer.weight_sigma().ravel() for layer in model.layers],
+        "shapes": [(layer.in_features, layer.out_features) for layer in model.layers],
+        "sizes": model.sizes,
+        "sigma2": model.prior.sigma2,
+    }
+
+
+def _cancer(epochs: int, seed: int, progress: bool) -> dict[str, Any]:
+    """BBB and the plain MLP on breast cancer: their scores and training time."""
+    x_train, x_test, y_train, y_test = cancer_data()
+    budget = {"epochs": epochs, "batch_size": 100, "lr": 3e-3, "seed": seed}  # the same for both
+    begin = time.monotonic()
+    model = BayesianMLP(CANCER_SIZES, prior=ScaleMixturePrior(), likelihood=Bernoulli(), seed=seed)
+    fit(model, x_train, y_train, kl_scheme="uniform", progress=progress, **budget)
+    bbb = scores(model.predict(x_test, n_samples=N_SAMPLES).probs, y_test)
+    plain = MLP(CANCER_SIZES, seed=seed)
+    labels = y_train.reshape(-1, 1).astype(np.float64)
+    train_deterministic(plain, x_train, labels, F.bernoulli_nll, **budget)
+    logits = predict_deterministic(plain, x_test)
+    mlp = scores(Bernoulli().predictive(logits[None]).probs, y_test)
+    return {
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "bbb": bbb,
+        "mlp": mlp,
+        "seconds": time.monotonic() - begin,
+    }
+
+
+def figures(numbers: dict[str, Any]) -> dict[str, Any]:
+    """The figures the demo returns: scores, training costs and the pruning curve."""
+    digits, pruning = numbers["digits"], numbers["digits"]["pruning"]
+    result = {
+        "digits_bbb_complexity": digits["complexity"],
+        "digits_bbb_train_nll": digits["train_nll"],
+        **_scores_by_name("digits", digits),
+        "pruning": [(row["fraction"], row["error"]) for row in pruning["rows"]],
+        "digits_bbb_error_mean_weights": pruning["mean_weights_error"],
+    }
+    return result | _scores_by_name("cancer", numbers["cancer"])
+
+
+def _scores_by_name(data: str, scored: dict[str, Any]) -> dict[str, float]:
+    """{"digits_bbb_error": ..., "digits_mlp_nll": ...}: the scores of both models."""
+    return {
+        f"{data}_{model}_{key}": value
+        for model in ("bbb", "mlp")
+        for key, value in scored[model].items()
+    }
+
+
+def report_text(numbers: dict[str, Any], pictures: list[str], template: Template) -> str:
+    """The report: templates/classification.txt filled with the numbers."""
+    settings, digits, cancer = numbers["settings"], numbers["digits"], numbers["cancer"]
+    pruning = digits["pruning"]
+    values = {
+        **settings,
+        "sizes": DIGITS_SIZES,
+        "n_samples": N_SAMPLES,
+        "n_bins": N_BINS,
+        "n_train": digits["n_train"],
+        "n_test": digits["n_test"],
+        "bbb_seconds": digits["bbb_seconds"],
+        "mlp_seconds": digits["mlp_seconds"],
+        "train_accuracy": 100 * digits["train_accuracy"],
+        "complexity": digits["complexity"],
+        "train_nll": digits["train_nll"],
+        "digits_scores": _scores_text(digits, template),
+        "below_sigma": 100 * pruning["below_sigma"],
+        "narrow": 100 * pruning["narrow"],
+        "n_weights": pruning["n_weights"],
+        "sigma2": pruning["sigma2"],
+        "pruning_rows": "\n".join(_pruning_row(row, template) for row in pruning["rows"]),
+        "mean_weights_error": 100 * pruning["mean_weights_error"],
+        "bbb_error": 100 * digits["bbb"]["error"],
+        "cancer_sizes": CANCER_SIZES,
+        "cancer_n_train": cancer["n_train"],
+        "cancer_n_test": cancer["n_test"],
+        "cancer_seconds": cancer["seconds"],
+        "cancer_scores": _scores_text(cancer, template),
+        "pictures": "\n".join(pictures),
+    }
+    return template.fill("report", values)
+
+
+def _scores_text(scored: dict[str, Any], template: Template) -> str:
+    values = {}
+    for name in ("bbb", "mlp"):
+        s = scored[name]
+        values |= {f"{name}_error": 100 * s["error"], f"{name}_accuracy": 1 - s["error"]}
+        values |= {f"{name}_{key}": s[key] for key in ("nll", "ece", "confidence")}
+    return template.fill("scores", values)
+
+
+def _pruning_row(row: dict[str, Any], template: Template) -> str:
+    largest = row["largest_snr"]
+    values = {"removed": 100 * row["fraction"], "weights_left": row["weights_left"]}
+    values["largest_snr"] = "-" if largest is None else f"{largest:.3g}"
+    return template.fill("pruning_row", values | {"error": 100 * row["error"]})
 
 
 def run(
@@ -219,114 +404,35 @@ def run(
     _need_sklearn()
     plt = matplotlib_pyplot()
     say = Report(out, echo)
-    figures: dict[str, Any] = {}
-
-    # --- digits: BBB -------------------------------------------------------------------------
-    x_train, x_test, y_train, y_test = digits_data()
-    say(f"Digits (scikit-learn): {len(x_train)} training / {len(x_test)} test images of 8x8"
-        " pixels in [0, 1], 10 classes")  # fmt: skip
-    say(f"[1/5] Bayes by Backprop {DIGITS_SIZES}, scale-mixture prior, Categorical likelihood,"
-        f" {epochs} epochs of minibatches of 100, Adam 3e-3, kl_scheme={kl_scheme!r}")  # fmt: skip
-    begin = time.monotonic()
-    model = BayesianMLP(DIGITS_SIZES, prior=ScaleMixturePrior(), likelihood=Categorical(),
-                        seed=seed)  # fmt: skip
-    history = fit(model, x_train, y_train, epochs=epochs, batch_size=100, lr=3e-3,
-                  kl_scheme=kl_scheme, seed=seed, progress=progress)  # fmt: skip
-    bbb_probs = model.predict(x_test, n_samples=N_SAMPLES).probs
-    bbb = scores(bbb_probs, y_test)
-    # History sums an epoch's minibatches: complexity = sum_i pi_i (log q - log P(w))
-    figures["digits_bbb_complexity"] = history.complexity[-1]
-    figures["digits_bbb_train_nll"] = history.nll[-1]
-    say(f"      trained in {time.monotonic() - begin:.1f} s. Last epoch: sampled network right"
-        f" on {100 * history.accuracy[-1]:.1f} % of the training batches; complexity cost"
-        f" log q - log P(w) = {figures['digits_bbb_complexity']:.0f} nats against"
-        f" -log P(D|w) = {history.nll[-1]:.0f} nats for the whole training set")  # fmt: skip
-
-    # --- digits: plain MLP -------------------------------------------------------------------
-    say("[2/5] Plain MLP, same network and budget, deterministic weights (maximum likelihood)")
-    begin = time.monotonic()
-    plain = MLP(DIGITS_SIZES, seed=seed)
-    train_deterministic(plain, x_train, y_train, F.categorical_nll, epochs=epochs,
-                        batch_size=100, lr=3e-3, seed=seed)  # fmt: skip
-    plain_probs = Categorical().predictive(predict_deterministic(plain, x_test)[None]).probs
-    mlp = scores(plain_probs, y_test)
-    say(f"      trained in {time.monotonic() - begin:.1f} s")
-
-    say(f"\nDigits, {len(x_test)} test images (BBB: predictive probabilities averaged over"
-        f" {N_SAMPLES} weight samples; ECE over {N_BINS} equal-width confidence bins)")  # fmt: skip
-    _score_table(say, figures, "digits", bbb, mlp)
-
-    # --- pruning by signal-to-noise ratio ----------------------------------------------------
-    say("\n[3/5] Pruning by signal-to-noise ratio |mu| / sigma (paper, section 5.1): the"
-        " lowest-SNR weights set to 0 (biases kept),")  # fmt: skip
-    say("      test error of the pruned network with the mean weights w = mu")
-    ratios = np.sort(np.concatenate([r.ravel() for r in snr(model)]))
-    curve = []
-    sigmas = np.concatenate([layer.weight_sigma().ravel() for layer in model.layers])
-    say(f"  {100 * np.mean(ratios < 1):.0f} % of the {ratios.size} weights have |mu| < sigma;"
-        f" {100 * np.mean(sigmas < 2 * model.prior.sigma2):.0f} % have sigma below twice the"
-        f" prior's narrow sigma2 = {model.prior.sigma2:.4f}")  # fmt: skip
-    say("  removed   weights left   largest SNR removed   test error")
-    for fraction in PRUNE_FRACTIONS:
-        pruned = prune(model, fraction)
-        error = error_rate(pruned.predict(x_test, mode="mean").probs, y_test)
-        curve.append((fraction, error))
-        n_removed = int(round(fraction * ratios.size))
-        largest = f"{ratios[n_removed - 1]:.3g}" if n_removed else "-"
-        say(f"  {100 * fraction:5.0f} %   {ratios.size - n_removed:12d}   {largest:>19}"
-            f"   {100 * error:8.2f} %")  # fmt: skip
-    figures["pruning"] = curve
-    # The unpruned network with w = mu, computed without prune() as a check of the 0 % row.
-    # (After the pruning loop: prune() of a model whose last pass used mode="mean" used to fail.)
-    mean_error = error_rate(model.predict(x_test, mode="mean").probs, y_test)
-    figures["digits_bbb_error_mean_weights"] = mean_error
-    say(f"  unpruned, mean weights w = mu: {100 * mean_error:.2f} %; averaging {N_SAMPLES}"
-        f" weight samples instead: {100 * bbb['error']:.2f} %")  # fmt: skip
-
-    # --- breast cancer -----------------------------------------------------------------------
-    xc_train, xc_test, yc_train, yc_test = cancer_data()
-    say(f"\n[4/5] Breast cancer (scikit-learn): {len(xc_train)} training / {len(xc_test)} test"
-        " tumours, 30 standardised features, benign (1) or malignant (0)")  # fmt: skip
-    say(f"      BBB {CANCER_SIZES} with a Bernoulli likelihood vs the same plain MLP,"
-        f" {cancer_epochs} epochs of minibatches of 100, Adam 3e-3")  # fmt: skip
-    begin = time.monotonic()
-    cancer_model = BayesianMLP(CANCER_SIZES, prior=ScaleMixturePrior(), likelihood=Bernoulli(),
-                               seed=seed)  # fmt: skip
-    fit(cancer_model, xc_train, yc_train, epochs=cancer_epochs, batch_size=100, lr=3e-3,
-        kl_scheme="uniform", seed=seed, progress=progress)  # fmt: skip
-    cancer_bbb = scores(cancer_model.predict(xc_test, n_samples=N_SAMPLES).probs, yc_test)
-    cancer_plain = MLP(CANCER_SIZES, seed=seed)
-    train_deterministic(cancer_plain, xc_train, yc_train.reshape(-1, 1).astype(np.float64),
-                        F.bernoulli_nll, epochs=cancer_epochs, batch_size=100, lr=3e-3,
-                        seed=seed)  # fmt: skip
-    logits = predict_deterministic(cancer_plain, xc_test)
-    cancer_mlp = scores(Bernoulli().predictive(logits[None]).probs, yc_test)
-    say(f"      both trained in {time.monotonic() - begin:.1f} s")
-    say(f"\nBreast cancer, {len(xc_test)} test tumours")
-    _score_table(say, figures, "cancer", cancer_bbb, cancer_mlp)
-
-    # --- pictures ----------------------------------------------------------------------------
-    say("\n[5/5] Pictures")
-    pictures = [
-        _draw_pruning(plt, say.path("classification_pruning.png"), curve, mlp["error"]),
-        _draw_weights(plt, say.path("classification_weights.png"), model),
-        _draw_calibration(
-            plt,
-            say.path("classification_calibration.png"),
-            bbb_probs,
-            plain_probs,
-            y_test,
-            bbb["ece"],
-            mlp["ece"],
-        ),  # fmt: skip
-    ]
-    for picture in pictures:
-        say(f"  {picture}")
+    numbers = compute(epochs, cancer_epochs, seed, kl_scheme, progress)
+    pictures = draw_pictures(plt, numbers, out)
+    say(report_text(numbers, pictures, Template.of("classification")))
     say.save()
-    return figures
+    return figures(numbers)
 
 
 # --- pictures --------------------------------------------------------------------------------
+
+
+def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
+    """Draw the pruning curve, the weight histograms and the reliability diagrams."""
+    digits = numbers["digits"]
+    curve = [(row["fraction"], row["error"]) for row in digits["pruning"]["rows"]]
+    return [
+        _draw_pruning(
+            plt, os.path.join(out, "classification_pruning.png"), curve, digits["mlp"]["error"]
+        ),
+        _draw_weights(plt, os.path.join(out, "classification_weights.png"), digits["weights"]),
+        _draw_calibration(
+            plt,
+            os.path.join(out, "classification_calibration.png"),
+            digits["bbb_probs"],
+            digits["mlp_probs"],
+            digits["labels"],
+            digits["bbb"]["ece"],
+            digits["mlp"]["ece"],
+        ),
+    ]
 
 
 def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
@@ -336,8 +442,9 @@ def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
     errors = np.array([100 * e for _, e in curve])
     ax.plot(kept, errors, "o-", color="tab:blue", label="BBB, lowest-SNR weights removed")
     for k, e in zip(kept, errors, strict=True):
-        ax.annotate(f"{e:.1f} %", (k, e), textcoords="offset points", xytext=(0, 7),
-                    ha="center", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{e:.1f} %", (k, e), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+        )
     ax.axhline(100 * plain_error, color="tab:red", linestyle="--", label="plain MLP, unpruned")
     ax.set_xscale("log")
     ax.invert_xaxis()
@@ -356,47 +463,52 @@ def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
     return path
 
 
-def _draw_weights(plt: Any, path: str, model: BayesianMLP) -> str:
-    mus = [layer.weight_mu.data.ravel() for layer in model.layers]
-    sigmas = [layer.weight_sigma().ravel() for layer in model.layers]
+def _draw_weights(plt: Any, path: str, weights: dict[str, Any]) -> str:
+    mus, sigmas = weights["mu"], weights["sigma"]
     ratios = [np.abs(m) / s for m, s in zip(mus, sigmas, strict=True)]
-    names = [f"layer {i + 1} ({layer.in_features}x{layer.out_features})"
-             for i, layer in enumerate(model.layers)]  # fmt: skip
-    every_mu, every_sigma, every_ratio = (np.concatenate(v) for v in (mus, sigmas, ratios))
+    names = [f"layer {i + 1} ({n}x{m})" for i, (n, m) in enumerate(weights["shapes"])]
+    every_mu, every_sigma = np.concatenate(mus), np.concatenate(sigmas)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    axes[0].hist(mus, bins=np.linspace(every_mu.min(), every_mu.max(), 80), stacked=True,
-                 label=names)  # fmt: skip
+    bins = np.linspace(every_mu.min(), every_mu.max(), 80)
+    axes[0].hist(mus, bins=bins, stacked=True, label=names)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("mu")
     axes[0].set_ylabel("number of weights (log scale)")
     axes[0].set_title("posterior means mu")
-    axes[1].hist(sigmas, bins=np.geomspace(every_sigma.min(), every_sigma.max(), 60),
-                 stacked=True, label=names)  # fmt: skip
+    bins = np.geomspace(every_sigma.min(), every_sigma.max(), 60)
+    axes[1].hist(sigmas, bins=bins, stacked=True, label=names)
     axes[1].set_xscale("log")
-    axes[1].axvline(model.prior.sigma2, color="gray", linestyle=":",
-                    label=f"prior's narrow sigma2 = {model.prior.sigma2:.4f}")  # fmt: skip
+    sigma2 = weights["sigma2"]
+    label = f"prior's narrow sigma2 = {sigma2:.4f}"
+    axes[1].axvline(sigma2, color="gray", linestyle=":", label=label)
     axes[1].set_xlabel("sigma = softplus(rho) (log scale)")
     axes[1].set_ylabel("number of weights")
     axes[1].set_title("posterior standard deviations sigma")
-    low = max(every_ratio.min(), 1e-4)
-    axes[2].hist([np.maximum(r, low) for r in ratios],
-                 bins=np.geomspace(low, every_ratio.max(), 60), stacked=True,
-                 label=names)  # fmt: skip
-    axes[2].set_xscale("log")
-    for fraction, style in ((0.5, ":"), (0.9, "--"), (0.98, "-.")):
-        axes[2].axvline(np.quantile(every_ratio, fraction), color="black", linestyle=style,
-                        label=f"{100 * fraction:g} % of the weights below")  # fmt: skip
-    axes[2].set_xlabel("SNR = |mu| / sigma (log scale)")
-    axes[2].set_ylabel("number of weights")
-    axes[2].set_title("signal-to-noise ratios (pruning removes the lowest)")
+    _draw_snr(axes[2], ratios, names)
     for ax in axes:
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"Digits: the {every_mu.size} weights of the trained BBB network"
-                 f" {model.sizes} (biases not shown)")  # fmt: skip
+    fig.suptitle(
+        f"Digits: the {every_mu.size} weights of the trained BBB network"
+        f" {weights['sizes']} (biases not shown)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _draw_snr(ax: Any, ratios: list[np.ndarray], names: list[str]) -> None:
+    every_ratio = np.concatenate(ratios)
+    low = max(every_ratio.min(), 1e-4)
+    bins = np.geomspace(low, every_ratio.max(), 60)
+    ax.hist([np.maximum(r, low) for r in ratios], bins=bins, stacked=True, label=names)
+    ax.set_xscale("log")
+    for fraction, style in ((0.5, ":"), (0.9, "--"), (0.98, "-.")):
+        label = f"{100 * fraction:g} % of the weights below"
+        ax.axvline(np.quantile(every_ratio, fraction), color="black", linestyle=style, label=label)
+    ax.set_xlabel("SNR = |mu| / sigma (log scale)")
+    ax.set_ylabel("number of weights")
+    ax.set_title("signal-to-noise ratios (pruning removes the lowest)")
 
 
 def _draw_calibration(
@@ -408,42 +520,51 @@ def _draw_calibration(
     bbb_ece: float,
     plain_ece: float,
 ) -> str:
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.2]})  # fmt: skip
-    width = 1 / N_BINS
-    models = ((bbb_probs, "BBB (100 weight samples averaged)", bbb_ece, "tab:blue"),
-              (plain_probs, "plain MLP", plain_ece, "tab:red"))  # fmt: skip
+    grid = {"height_ratios": [3, 1.2]}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True, gridspec_kw=grid)
+    models = (
+        (bbb_probs, "BBB (100 weight samples averaged)", bbb_ece, "tab:blue"),
+        (plain_probs, "plain MLP", plain_ece, "tab:red"),
+    )
     for column, (probs, name, ece, color) in enumerate(models):
-        top, bottom = axes[0, column], axes[1, column]
         table = reliability(probs, labels)
-        left = table["edges"][:-1]
-        used = table["count"] > 0
-        accuracy = np.where(used, table["accuracy"], 0.0)
-        top.bar(left, accuracy, width=width, align="edge", color=color, alpha=0.75,
-                edgecolor="black", label="accuracy in the bin")  # fmt: skip
-        top.plot(table["confidence"][used], table["confidence"][used], "kx",
-                 label="mean confidence in the bin")  # fmt: skip
-        top.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
-        for x, n in zip(left[used], table["count"][used], strict=True):  # counts at the foot
-            top.text(x + width / 2, 0.015, f"n={n}", ha="center", va="bottom", fontsize=7)
-        top.set_xlim(0, 1)
-        top.set_ylim(0, 1.38)  # headroom above the bars for the legend
-        top.set_yticks(np.linspace(0, 1, 6))
-        top.set_ylabel("accuracy")
-        top.set_title(f"{name}: ECE {ece:.3f}")
-        top.legend(loc="upper left", fontsize=8)
-        bottom.bar(left, table["count"], width=width, align="edge", color=color, alpha=0.75,
-                   edgecolor="black")  # fmt: skip
-        bottom.set_yscale("log")
-        bottom.set_ylim(0.5, len(labels) * 2)
-        bottom.set_xlabel("confidence (probability of the predicted class)")
-        bottom.set_ylabel("test images (log)")
-    fig.suptitle(f"Digits: reliability diagrams on the {len(labels)} test images,"
-                 f" {N_BINS} equal-width confidence bins")  # fmt: skip
+        _draw_reliability(axes[0, column], table, f"{name}: ECE {ece:.3f}", color)
+        _draw_bin_counts(axes[1, column], table, len(labels), color)
+    fig.suptitle(
+        f"Digits: reliability diagrams on the {len(labels)} test images,"
+        f" {N_BINS} equal-width confidence bins"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _draw_reliability(ax: Any, table: dict[str, Any], title: str, color: str) -> None:
+    width, left, used = 1 / N_BINS, table["edges"][:-1], table["count"] > 0
+    accuracy = np.where(used, table["accuracy"], 0.0)
+    style = {"width": width, "align": "edge", "color": color, "alpha": 0.75, "edgecolor": "black"}
+    ax.bar(left, accuracy, label="accuracy in the bin", **style)
+    confidence = table["confidence"][used]
+    ax.plot(confidence, confidence, "kx", label="mean confidence in the bin")
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
+    for x, n in zip(left[used], table["count"][used], strict=True):  # counts at the foot
+        ax.text(x + width / 2, 0.015, f"n={n}", ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.38)  # headroom above the bars for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def _draw_bin_counts(ax: Any, table: dict[str, Any], n_examples: int, color: str) -> None:
+    style = {"width": 1 / N_BINS, "align": "edge", "color": color, "alpha": 0.75}
+    ax.bar(table["edges"][:-1], table["count"], edgecolor="black", **style)
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, n_examples * 2)
+    ax.set_xlabel("confidence (probability of the predicted class)")
+    ax.set_ylabel("test images (log)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -453,8 +574,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=800, help="digits epochs")
     parser.add_argument("--cancer-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kl-scheme", choices=["uniform", "blundell"], default="uniform",
-                        help="complexity weights of the digits minibatches")  # fmt: skip
+    parser.add_argument(
+        "--kl-scheme",
+        choices=["uniform", "blundell"],
+        default="uniform",
+        help="complexity weights of the digits minibatches",
+    )
     args = parser.parse_args(argv)
-    run(args.out, epochs=args.epochs, cancer_epochs=args.cancer_epochs, seed=args.seed,
-        kl_scheme=args.kl_scheme)  # fmt: skip
+    run(
+        args.out,
+        epochs=args.epochs,
+        cancer_epochs=args.cancer_epochs,
+        seed=args.seed,
+        kl_scheme=args.kl_scheme,
+    )

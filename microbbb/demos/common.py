@@ -1,10 +1,19 @@
-"""Shared pieces of the demos: output folders, reports, the deterministic baseline."""
+"""Shared pieces of the demos: report templates, output folders, the deterministic baseline.
+
+Every demo is built in three parts: one computes the numbers (plain data, no printing),
+one draws the pictures from those numbers, and one fills the demo's report template,
+``templates/NAME.txt`` beside this file, with them. ``Template`` below says how a
+template is written.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import string
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +37,97 @@ def matplotlib_pyplot() -> Any:
     return plt
 
 
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+SECTION = re.compile(r"\[(\w+)\]")  # a line "[name]" starts a section
+BLOCK = re.compile(r"( *)(\{[^{}]*\})")  # a line that holds one field only
+LABEL = re.compile(r" *(?:\S+: {2,}|\(\w\) )")  # "  mistake:   " or "(a) " before the text
+FORMATTER = string.Formatter()
+
+
+class Template:
+    """A demo's report text: named sections of plain text, filled with the demo's numbers.
+
+    A line ``[name]`` starts a section. Lines before the first section are notes for the
+    reader; blank lines at the end of a section are dropped (a blank line to print goes at
+    the start of the next section). Within a section:
+
+    - ``{name}`` or ``{name:.3f}`` is a field, filled as ``str.format`` does (``{{`` and
+      ``}}`` are braces). A value of several lines goes on under the column of its field.
+    - A line that holds one field only is a block (a table, a listing, another section
+      filled): its lines are placed as they are, each indented like the field, never
+      wrapped; an empty block leaves no line.
+    - With a ``width``, any other line longer than it is wrapped. Its wrapped lines go on
+      two columns to the right of where the line's text starts: after its indentation, or
+      after a label such as ``  mistake:   `` (a word, a colon and two or more spaces) or
+      ``(a) ``.
+    """
+
+    def __init__(self, text: str, width: int | None = None, name: str = "template"):
+        self.width, self.name = width, name
+        self.sections: dict[str, list[str]] = {}
+        lines: list[str] = []  # the notes before the first section
+        for line in text.splitlines():
+            header = SECTION.fullmatch(line)
+            if header:
+                lines = self.sections[header.group(1)] = []
+            else:
+                lines.append(line)
+        for body in self.sections.values():
+            while body and not body[-1].strip():
+                body.pop()
+
+    @classmethod
+    def of(cls, demo: str, width: int | None = None) -> Template:
+        """The template ``templates/<demo>.txt``."""
+        with open(os.path.join(TEMPLATES, f"{demo}.txt"), encoding="utf-8") as file:
+            return cls(file.read(), width, name=f"templates/{demo}.txt")
+
+    def fields(self, section: str) -> set[str]:
+        """The names of the numbers that a section's fields take."""
+        names = (name for line in self.sections[section] for _, name, _, _ in FORMATTER.parse(line))
+        return {re.split(r"[.\[]", name)[0] for name in names if name is not None}
+
+    def fill(self, section: str, values: Mapping[str, Any], wrap: bool = True) -> str:
+        """The section with its fields filled from ``values``, and wrapped if ``wrap``."""
+        missing = self.fields(section) - set(values)
+        if missing:
+            raise KeyError(
+                f"{self.name} [{section}] names numbers it is not given: {sorted(missing)}"
+            )
+        lines = []
+        for line in self.sections[section]:
+            block = BLOCK.fullmatch(line)
+            if block:
+                text = block.group(2).format_map(values)
+                lines += [block.group(1) + part for part in text.splitlines()]
+                continue
+            for part in _format(line, values).split("\n"):
+                lines += _wrap(part, self.width) if wrap and self.width else [part]
+        return "\n".join(lines)
+
+
+def _format(line: str, values: Mapping[str, Any]) -> str:
+    """``line.format_map(values)``, where a value of several lines goes on under its field."""
+    text = ""
+    for literal, name, spec, conversion in FORMATTER.parse(line):
+        text += literal
+        if name is not None:
+            value = FORMATTER.convert_field(FORMATTER.get_field(name, (), values)[0], conversion)
+            column = len(text) - text.rfind("\n") - 1
+            text += format(value, spec).replace("\n", "\n" + " " * column)
+    return text
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """A line longer than ``width`` cut into lines that go on under its text, 2 columns in."""
+    if len(line) <= width:
+        return [line]
+    label = LABEL.match(line)
+    start = label.end() if label else len(line) - len(line.lstrip(" "))
+    lines = textwrap.wrap(line[start:], width - start, subsequent_indent="  ")
+    return [line[:start] + lines[0]] + [" " * start + rest for rest in lines[1:]]
+
+
 class Report:
     """Collects the lines a demo prints, and writes them to ``report.txt`` in ``out``."""
 
@@ -37,17 +137,19 @@ class Report:
         self.start = time.monotonic()
 
     def __call__(self, text: str = "") -> None:
-        """Print a line and keep it for the report."""
-        self.lines.append(text)
-        self.echo(text)
+        """Print text, line by line, and keep it for the report."""
+        for line in text.split("\n"):
+            self.lines.append(line)
+            self.echo(line)
 
     def path(self, name: str) -> str:
         """A file name inside the output folder."""
         return os.path.join(self.out, name)
 
-    def save(self) -> str:
-        """Write report.txt (with the run time) and return its path."""
-        self(f"\n(ran in {time.monotonic() - self.start:.1f} s; files in {self.out})")
+    def save(self, timed: bool = True) -> str:
+        """Write report.txt (ending with the run time if ``timed``) and return its path."""
+        if timed:
+            self(f"\n(ran in {time.monotonic() - self.start:.1f} s; files in {self.out})")
         path = self.path("report.txt")
         with open(path, "w", encoding="utf-8") as file:
             file.write("\n".join(self.lines) + "\n")

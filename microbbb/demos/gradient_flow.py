@@ -13,6 +13,10 @@ A Bayes by Backprop network with 2 inputs, 3 hidden units and 1 output, one trai
    of the same model with the same eps, and whether they agree;
 5. one SGD step.
 
+The code is in three parts: ``compute`` returns every number as plain data, ``save_files``
+makes the drawings and tape.txt from them, and ``report_text`` fills the report's words,
+which are in ``templates/gradient_flow.txt``.
+
 Run: ``python demos/gradient_flow.py --out out/gradient_flow`` or
 ``microbbb demo gradient-flow --out out/gradient_flow``.
 """
@@ -28,8 +32,18 @@ import numpy as np
 from ..bbb import BayesianMLP, Gaussian, by_hand
 from ..optim import SGD
 from ..viz import bbb_split, draw, save, trace_table
+from .common import Report, Template
 
 PARTS = ("weight_mu", "bias_mu", "weight_rho", "bias_rho")
+# the groups that the compact drawing shows as single boxes
+COLLAPSE = [
+    "layer1/log_prior",
+    "layer2/log_prior",
+    "layer1/log_q",
+    "layer2/log_q",
+    "likelihood",
+    "loss",
+]
 
 
 def _show(a: np.ndarray) -> str:
@@ -52,91 +66,117 @@ def _torch_gradients(model: BayesianMLP, x: np.ndarray, y: np.ndarray, eps: list
     return twin
 
 
-def run(out: str = "out/gradient_flow", seed: int = 0, echo: Any = print) -> dict[str, Any]:
-    """Run the demo, write its files into ``out``, and return the numbers it reports."""
-    os.makedirs(out, exist_ok=True)
+def compute(seed: int = 0) -> dict[str, Any]:
+    """One training step: the loss and its parts, its graph and tape, and the paper's split."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((8, 2))
     y = x[:, 0] - 0.5 * x[:, 1] + 0.1 * rng.standard_normal(8)
     model = BayesianMLP([2, 3, 1], likelihood=Gaussian(0.5), seed=seed, rho_init=-3.0)
     optimizer = SGD(model.parameters(), lr=1e-3)
-    report: list[str] = []
-
-    def say(text: str = "") -> None:
-        report.append(text)
-        echo(text)
-
-    say("Bayes by Backprop, one step, on a 2-3-1 network (8 data points, 1 weight sample)")
-    say("=" * 80)
     optimizer.zero_grad()
     loss = model.loss(x, y, n_samples=1)
     for layer in model.layers:
         layer.weight.retain_grad()  # keep df/dw, the total derivative through w
         layer.bias.retain_grad()
     loss.backward()
-    say(f"f = log q - log P(w) - log P(D|w) = {loss.log_q.item():.4f}"
-        f" - ({loss.log_prior.item():.4f}) - ({loss.log_likelihood.item():.4f})"
-        f" = {loss.item():.4f}")  # fmt: skip
-
-    compact = draw(loss, collapse=[f"layer{i}/log_prior" for i in (1, 2)]
-                   + [f"layer{i}/log_q" for i in (1, 2)] + ["likelihood", "loss"])  # fmt: skip
-    files = [save(compact, os.path.join(out, f"gradient_flow.{fmt}")) for fmt in ("svg", "png")]
-    files.append(save(draw(loss), os.path.join(out, "gradient_flow_full.svg")))
-    say("\nDrawings: " + ", ".join(files))
-
     table = trace_table(loss)
-    with open(os.path.join(out, "tape.txt"), "w", encoding="utf-8") as file:
-        file.write(str(table) + "\n")
-    say(f"\nThe tape: {len(table.forward)} forward rows, {len(table.reverse)} adjoint updates"
-        f" (all in {os.path.join(out, 'tape.txt')}). Its first forward rows:")  # fmt: skip
-    for line in str(table).splitlines()[1:12]:
-        say("    " + line)
+    numbers = {
+        "loss": loss.item(),
+        "log_q": loss.log_q.item(),
+        "log_prior": loss.log_prior.item(),
+        "log_likelihood": loss.log_likelihood.item(),
+        "graphs": {  # what the drawings show, recorded before the step changes mu and rho
+            "gradient_flow": draw(loss, collapse=COLLAPSE),
+            "gradient_flow_full": draw(loss),
+        },
+        "tape": str(table),
+        "forward_rows": len(table.forward),
+        "reverse_rows": len(table.reverse),
+        **_decomposition(model, x, y, loss),
+    }
+    optimizer.step()
+    numbers["loss_after"] = model.loss(x, y, n_samples=1, eps=loss.eps).item()
+    return numbers
 
+
+def _decomposition(model: BayesianMLP, x: np.ndarray, y: np.ndarray, loss: Any) -> dict:
+    """Each parameter's gradient split as in the paper: read off the graph, by hand, torch."""
     hand = by_hand.for_model(model, x, y, loss.eps)
     twin = _torch_gradients(model, x, y, loss.eps)
-    say("\nThe paper's decomposition, per layer (read off the graph | by hand | torch):")
-    worst = 0.0
+    parameters, worst = [], 0.0
     for i, layer in enumerate(model.layers):
         split = bbb_split(loss, layer)
         for name in PARTS:
-            kind = name.split("_")[0]
-            terms = hand.terms[i][kind]
-            ours = split[name]
-            if name.endswith("mu"):
-                rows = [("df/dw  (through w)", ours["through_w"], terms["df_dw"]),
-                        ("df/dmu (direct, log q)", ours["direct"], terms["df_dmu"])]  # fmt: skip
-            else:
-                rows = [("df/dw * eps * sigmoid(rho)", ours["through_w"], terms["pathwise_rho"]),
-                        ("df/drho (direct, log q)", ours["direct"], terms["df_drho"])]  # fmt: skip
-            reference = None
-            if twin is not None:
-                reference = getattr(twin.layers[i], name).grad.numpy()
-            rows.append(("grad = sum", ours["total"], hand.grads[i][name]))
-            say(f"\n  layer{i + 1}.{name}")
-            for label, from_graph, from_hand in rows:
-                worst = max(worst, _relative(from_graph, from_hand))
-                say(f"    {label:28s} {_show(from_graph)}")
-                say(f"    {'':28s} {_show(from_hand)}  (by hand)")
-            if reference is not None:
-                worst = max(worst, _relative(ours["total"], reference))
-                say(f"    {'':28s} {_show(reference)}  (torch)")
-        dw = layer.weight.grad
-        check = dw * model.layers[i].weight_eps / (1 + np.exp(-layer.weight_rho.data))
+            kind = name.split("_")[1]  # the hand-derived terms of a mu, or of a rho
+            terms, ours = hand.terms[i][name.split("_")[0]], split[name]
+            by_hand_terms = ("df_dw", "df_dmu") if kind == "mu" else ("pathwise_rho", "df_drho")
+            parameter = {
+                "name": f"layer{i + 1}.{name}",
+                "kind": kind,
+                "through_w": (ours["through_w"], terms[by_hand_terms[0]]),
+                "direct": (ours["direct"], terms[by_hand_terms[1]]),
+                "grad": (ours["total"], hand.grads[i][name]),
+                "torch": None if twin is None else getattr(twin.layers[i], name).grad.numpy(),
+            }
+            for term in ("through_w", "direct", "grad"):
+                worst = max(worst, _relative(*parameter[term]))
+            if parameter["torch"] is not None:
+                worst = max(worst, _relative(ours["total"], parameter["torch"]))
+            parameters.append(parameter)
+        check = layer.weight.grad * layer.weight_eps / (1 + np.exp(-layer.weight_rho.data))
         worst = max(worst, _relative(check, split["weight_rho"]["through_w"]))
+    return {
+        "parameters": parameters,
+        "worst": worst,
+        "agree": worst < 1e-9,
+        "torch": twin is not None,
+    }
 
-    agree = worst < 1e-9
-    say(f"\nLargest relative difference between the three: {worst:.2e} ->"
-        f" {'they agree' if agree else 'THEY DISAGREE'} (bound 1e-9)")  # fmt: skip
-    if twin is None:
-        say("(torch is not installed: pip install torch to compare with it too)")
-    optimizer.step()
-    after = model.loss(x, y, n_samples=1, eps=loss.eps).item()
-    say(f"After one SGD step (lr 1e-3), the same eps gives f = {after:.4f}"
-        f" (was {loss.item():.4f})")  # fmt: skip
-    with open(os.path.join(out, "report.txt"), "w", encoding="utf-8") as file:
-        file.write("\n".join(report) + "\n")
-    return {"loss": loss.item(), "loss_after": after, "worst": worst, "agree": agree,
-            "files": files, "torch": twin is not None}  # fmt: skip
+
+def save_files(numbers: dict[str, Any], out: str) -> dict[str, Any]:
+    """Render the drawings (SVG, PNG, full SVG) and write tape.txt; return their paths."""
+    compact, full = numbers["graphs"]["gradient_flow"], numbers["graphs"]["gradient_flow_full"]
+    drawings = [save(compact, os.path.join(out, f"gradient_flow.{fmt}")) for fmt in ("svg", "png")]
+    drawings.append(save(full, os.path.join(out, "gradient_flow_full.svg")))
+    tape = os.path.join(out, "tape.txt")
+    with open(tape, "w", encoding="utf-8") as file:
+        file.write(numbers["tape"] + "\n")
+    return {"drawings": drawings, "tape": tape}
+
+
+def report_text(numbers: dict[str, Any], files: dict[str, Any], template: Template) -> str:
+    """The report: templates/gradient_flow.txt filled with the numbers."""
+    names = ("log_q", "log_prior", "log_likelihood", "loss", "forward_rows", "reverse_rows")
+    values = {name: numbers[name] for name in names + ("worst", "loss_after")}
+    values["drawings"] = ", ".join(files["drawings"])
+    values["tape"] = files["tape"]
+    values["tape_start"] = "\n".join(numbers["tape"].splitlines()[1:12])
+    values["parameters"] = "\n".join(_parameter_text(p, template) for p in numbers["parameters"])
+    values["verdict"] = template.fill("agree" if numbers["agree"] else "disagree", {})
+    values["without_torch"] = "" if numbers["torch"] else template.fill("without_torch", {})
+    return template.fill("report", values)
+
+
+def _parameter_text(parameter: dict[str, Any], template: Template) -> str:
+    values = {"name": parameter["name"]}
+    for term in ("through_w", "direct", "grad"):
+        values[term], values[f"{term}_by_hand"] = (_show(a) for a in parameter[term])
+    reference = parameter["torch"]
+    values["torch"] = (
+        "" if reference is None else template.fill("torch", {"grad": _show(reference)})
+    )
+    return template.fill(parameter["kind"], values)
+
+
+def run(out: str = "out/gradient_flow", seed: int = 0, echo: Any = print) -> dict[str, Any]:
+    """Run the demo, write its files into ``out``, and return the numbers it reports."""
+    say = Report(out, echo)
+    numbers = compute(seed)
+    files = save_files(numbers, out)
+    say(report_text(numbers, files, Template.of("gradient_flow")))
+    say.save(timed=False)
+    figures = {k: numbers[k] for k in ("loss", "loss_after", "worst", "agree")}
+    return figures | {"files": files["drawings"], "torch": numbers["torch"]}
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,8 +1,9 @@
 """The question microbbb answers: its setting trained properly, its gradients, and what broke.
 
-The setting (see the project's QUESTION.md): 100 observations, 3 features from N(0, 1), a
-network with 32 hidden ReLU units and one output ([3, 32, 1]; the question's bias column is
-each layer's bias vector here), two Monte-Carlo samples per step, and two targets:
+The setting, from the question as docs/question.md tells it: 100 observations, 3 features
+from N(0, 1), a network with 32 hidden ReLU units and one output ([3, 32, 1]; the question's
+bias column is each layer's bias vector here), two Monte-Carlo samples per step, and two
+targets:
 
 (a) binary labels drawn as Bernoulli(0.6), independent of x, with a Bernoulli likelihood
     (one logit and a sigmoid): the best a model can do is to predict 0.6 everywhere;
@@ -23,14 +24,18 @@ The demo has three parts:
    for 32 hidden units, is a legal broadcast that no error can catch; the report says so
    and shows where it can be seen.
 
+The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
+makes the picture from them, and ``report_text`` fills the report's words,
+which are in ``templates/question.txt``.
+
 Run: ``microbbb demo question --out out/question``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +55,7 @@ from ..bbb import (
 from ..engine import adjoint_flow, detect_anomaly, grad, tape, tensor
 from ..optim import SGD, Adam
 from ..viz import bbb_split
-from .common import Report, matplotlib_pyplot
+from .common import Report, Template, matplotlib_pyplot
 
 SIZES = [3, 32, 1]
 N_OBS = 100
@@ -61,8 +66,8 @@ LR = 1e-2
 PRIOR_SIGMA = 1.0
 NOISE_SIGMA = 1.0
 WIDTH = 96  # of the report's wrapped lines
-LABEL = "  {:11s}"  # "  mistake:   ", "  microbbb:  ", ...
-INDENT = " " * 13
+CELLS = [(0, 0), (1, 0), (2, 0), (1, 7), (2, 31)]  # the weights of layer 1 in part 2's tables
+NOT_CAUGHT = "bias rho of shape (1,) for 32 hidden units (a legal broadcast)"
 
 
 def make_data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,19 +115,8 @@ def train(
     return trace
 
 
-# --- helpers for the report -------------------------------------------------------------------
-
-
 def _tail(values: np.ndarray, n: int = 100) -> float:
     return float(np.mean(values[-n:]))
-
-
-def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over ``window`` steps, narrowed symmetrically at both ends."""
-    total = np.concatenate([[0.0], np.cumsum(values)])
-    i = np.arange(len(values))
-    half = np.minimum(np.minimum(i, len(values) - 1 - i), window // 2)
-    return (total[i + half + 1] - total[i - half]) / (2 * half + 1)
 
 
 def _relative(a: Any, b: Any) -> float:
@@ -130,149 +124,42 @@ def _relative(a: Any, b: Any) -> float:
     return float(np.abs(a - b).max() / max(float(np.abs(b).max()), 1e-300))
 
 
-def _wrap(say: Report, text: str, first: str = "", rest: str = "", max_lines: Any = None) -> None:
-    """Print text wrapped to WIDTH after a label; wrapped lines keep their indentation."""
-    lines = []
-    for paragraph in text.splitlines():
-        lead = " " * (len(paragraph) - len(paragraph.lstrip()))
-        lines += textwrap.wrap(paragraph.lstrip(), WIDTH - len(rest), initial_indent=lead,
-                               subsequent_indent=lead + "  ") or [""]  # fmt: skip
-    if max_lines is not None and len(lines) > max_lines:
-        lines = lines[:max_lines] + [f"... ({len(lines) - max_lines} more lines)"]
-    for i, line in enumerate(lines):
-        say((first if i == 0 else rest) + line)
+# --- the numbers, part 1: the question's setting trained -------------------------------------
 
 
-def _labelled(say: Report, label: str, text: str, max_lines: Any = None) -> None:
-    _wrap(say, text, LABEL.format(label + ":") if label else INDENT, INDENT, max_lines)
-
-
-# --- part 1 -----------------------------------------------------------------------------------
-
-
-def part_training(
-    say: Report, plt: Any, seed: int, steps: int, progress: bool, data: tuple
-) -> dict[str, Any]:
-    """Train both variants, draw question_training.png, return the figures."""
-    (x, labels, targets), (x_new, labels_new, targets_new) = data
-    say("1. The question's setting, trained by Bayes by Backprop")
-    say("=" * WIDTH)
-    _wrap(say, f"{N_OBS} observations, x ~ N(0, 1) with 3 features; network {SIZES} (ReLU);"
-          f" prior N(0, {PRIOR_SIGMA:g}) on every weight; rho_init = -5, so sigma ="
-          f" softplus(-5) = {np.logaddexp(0, -5):.4f} at the start; {N_SAMPLES} Monte-Carlo"
-          f" samples per step; {steps} full-batch Adam steps with lr {LR:g}.")  # fmt: skip
-    _wrap(say, "(The question drew rho ~ N(0, 1): sigma = softplus(rho) is 0.31 to 1.31 for"
-          " rho in [-1, 1], as large as the weights themselves, so its sampled weights were"
-          " mostly noise.)")  # fmt: skip
-
+def training_numbers(
+    seed: int, steps: int, progress: bool, data: tuple, new_data: tuple
+) -> tuple[dict[str, Any], tuple[BayesianMLP, BayesianMLP]]:
+    """Both variants trained by BBB: loss traces, held-out predictions and scores; the models."""
+    (x, labels, targets), (x_new, labels_new, targets_new) = data, new_data
     model_a = make_model(Bernoulli(), seed)
     trace_a = train(model_a, x, labels, steps, label="(a) Bernoulli", progress=progress)
     model_b = make_model(Gaussian(NOISE_SIGMA), seed)
     trace_b = train(model_b, x, targets, steps, label="(b) Gaussian", progress=progress)
-
-    pred_a = model_a.predict(x_new, n_samples=200)
-    p = np.clip(pred_a.probs, 1e-12, 1 - 1e-12)
-    nll_new = float(-np.mean(labels_new * np.log(p) + (1 - labels_new) * np.log(1 - p)))
-    entropy = float(-(P_ONE * np.log(P_ONE) + (1 - P_ONE) * np.log(1 - P_ONE)))
-    pred_b = model_b.predict(x_new, n_samples=200)
+    probs = model_a.predict(x_new, n_samples=200).probs  # P(y = 1) at each new point
+    p = np.clip(probs, 1e-12, 1 - 1e-12)
+    predicted = model_b.predict(x_new, n_samples=200).mean
     variance = float(np.var(targets_new))
-    r2 = 1 - float(np.mean((pred_b.mean - targets_new) ** 2)) / variance
-    r2_best = 1 - float(np.mean((x_new @ COEF - targets_new) ** 2)) / variance
-
-    last = min(100, steps)
-    say(f"\nFinal values, mean of the last {last} steps (each step's value is a {N_SAMPLES}-sample"
-        " estimate):")  # fmt: skip
-    say(f"  {'':16s} {'f':>9s} {'log q':>9s} {'log P(w)':>9s} {'log P(D|w)':>11s}")
-    for name, trace in (("(a) Bernoulli", trace_a), ("(b) Gaussian", trace_b)):
-        values = [_tail(trace[k], last) for k in ("f", "log_q", "log_prior", "log_likelihood")]
-        say(f"  {name:16s} {values[0]:9.2f} {values[1]:9.2f} {values[2]:9.2f} {values[3]:11.2f}")
-    _wrap(say, "f = log q - log P(w) - log P(D|w), summed over the 161 weights (each with a mu"
-          " and a rho) and the 100 observations. log q starts high (sigma 0.0067 makes q very"
-          " peaked) and falls below 0 as the sigmas of the weights the data do not need grow"
-          " back towards the prior's.", "  ", "  ")  # fmt: skip
-    say("")
-    _wrap(say, f"(a) The labels ~ Bernoulli({P_ONE}) do not depend on x. On 2000 new points the"
-          f" mean predicted P(y = 1) is {pred_a.probs.mean():.3f} (share of ones in training"
-          f" {labels.mean():.2f}) and the held-out NLL {nll_new:.3f} nats per point; the"
-          f" entropy of Bernoulli({P_ONE}), {entropy:.3f}, is the best possible: there is"
-          " nothing more to learn.", "", "    ")  # fmt: skip
-    _wrap(say, f"(b) Held-out R^2 on 2000 new points: {r2:.3f}. The true function itself"
-          f" scores {r2_best:.3f}: the N(0, 1) noise cannot be predicted.", "", "    ")  # fmt: skip
-
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-    window = max(1, steps // 40)
-    colours = {"f": "black", "log_q": "tab:blue", "log_prior": "tab:green",
-               "log_likelihood": "tab:red"}  # fmt: skip
-    names = {
-        "f": "f = log q - log P(w) - log P(D|w)",
-        "log_q": "log q(w | θ)",
-        "log_prior": "log P(w)",
-        "log_likelihood": "log P(D | w)",
-    }
-    titles = (f"(a) labels ~ Bernoulli({P_ONE}), Bernoulli likelihood",
-              "(b) y = 0.2 x1 - 1.3 x2 - 0.5 x3 + N(0, 1), Gaussian likelihood")  # fmt: skip
-    step_axis = np.arange(1, steps + 1)
-    for ax, trace, title in zip(axes[0], (trace_a, trace_b), titles, strict=True):
-        for key, colour in colours.items():
-            ax.plot(step_axis, trace[key], color=colour, alpha=0.2, linewidth=0.6)
-            ax.plot(step_axis, _running_mean(trace[key], window), color=colour, label=names[key])
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set_title(f"{title}\nthe loss and its parts (thin: each step, {N_SAMPLES} samples;"
-                     f" thick: mean of {window} steps)", fontsize=10)  # fmt: skip
-        ax.set_xlabel("training step (full batch of 100 observations)")
-        ax.set_ylabel("nats (summed over weights or observations)")
-        ax.legend(fontsize=8, loc="upper right")
-
-    ax = axes[1, 0]
-    low = min(P_ONE, float(pred_a.probs.min())) - 0.05
-    high = max(P_ONE, float(pred_a.probs.max())) + 0.05
-    bins = np.linspace(low, high, 41)
-    counts, _, _ = ax.hist(pred_a.probs, bins=bins, color="tab:blue", alpha=0.7,
-                           label="BBB: mean P(y = 1) over 200 weight samples")  # fmt: skip
-    ax.set_ylim(0, 1.3 * counts.max())  # room for the legend above the bars
-    ax.axvline(P_ONE, color="black", linestyle="--", label=f"true P(y = 1) = {P_ONE}")
-    ax.axvline(labels.mean(), color="tab:red", linestyle=":",
-               label=f"share of ones in the training labels = {labels.mean():.2f}")  # fmt: skip
-    ax.set_xlim(low, high)
-    ax.set_xlabel("predicted P(y = 1) at a held-out point")
-    ax.set_ylabel("number of held-out points")
-    ax.set_title(f"(a) 2000 new points: NLL {nll_new:.3f} nats per point"
-                 f" (best possible {entropy:.3f})", fontsize=10)  # fmt: skip
-    ax.legend(fontsize=8, loc="upper right")
-
-    ax = axes[1, 1]
-    truth = x_new @ COEF
-    ax.scatter(truth, pred_b.mean, s=4, alpha=0.4, color="tab:blue",
-               label="BBB predictive mean (200 weight samples)")  # fmt: skip
-    line = np.array([truth.min(), truth.max()])
-    ax.plot(line, line, color="black", linestyle="--", label="predicted = true function")
-    ax.set_xlabel("true function 0.2 x1 - 1.3 x2 - 0.5 x3 (without the noise)")
-    ax.set_ylabel("predicted mean of y")
-    ax.set_title(f"(b) 2000 new points: R^2 {r2:.3f} (the true function scores {r2_best:.3f})",
-                 fontsize=10)  # fmt: skip
-    ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("The question's setting by Bayes by Backprop: 100 observations, network 3-32-1,"
-                 f" {steps} steps")  # fmt: skip
-    fig.tight_layout()
-    picture = say.path("question_training.png")
-    fig.savefig(picture, dpi=100)
-    plt.close(fig)
-    say(f"\nPicture: {picture}")
+    traces, last = {"bernoulli": trace_a, "gaussian": trace_b}, min(100, steps)
     return {
-        "final": {
-            name: {k: _tail(v, last) for k, v in trace.items()}
-            for name, trace in (("bernoulli", trace_a), ("gaussian", trace_b))
-        },
-        "r2": r2,
-        "r2_best": r2_best,
-        "heldout_nll_bernoulli": nll_new,
-        "mean_prob_bernoulli": float(pred_a.probs.mean()),
-        "picture": picture,
-        "models": (model_a, model_b),
-    }
+        "steps": steps,
+        "last": last,
+        "traces": traces,
+        "final": {name: {k: _tail(v, last) for k, v in t.items()} for name, t in traces.items()},
+        "sigma_init": float(np.logaddexp(0, -5)),  # softplus(rho_init)
+        "probs": probs,
+        "mean_prob": float(probs.mean()),
+        "share_of_ones": float(labels.mean()),
+        "heldout_nll": float(-np.mean(labels_new * np.log(p) + (1 - labels_new) * np.log(1 - p))),
+        "entropy": float(-(P_ONE * np.log(P_ONE) + (1 - P_ONE) * np.log(1 - P_ONE))),
+        "truth": x_new @ COEF,
+        "predicted": predicted,
+        "r2": 1 - float(np.mean((predicted - targets_new) ** 2)) / variance,
+        "r2_best": 1 - float(np.mean((x_new @ COEF - targets_new) ** 2)) / variance,
+    }, (model_a, model_b)
 
 
-# --- part 2 -----------------------------------------------------------------------------------
+# --- the numbers, part 2: the gradients of mu and rho for one step ---------------------------
 
 
 def _sampled(loss: Any, name: str) -> list:
@@ -285,106 +172,109 @@ def _sampled(loss: Any, name: str) -> list:
     return list(found.values())
 
 
-def part_gradients(say: Report, seed: int, x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """One step's gradients of mu and rho, by hand and by autodiff, split as in the paper."""
-    say("\n\n2. The gradients of mu and rho for one step, by hand and by autodiff")
-    say("=" * WIDTH)
+def gradient_numbers(seed: int, x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Variant (a)'s first step: f, the shapes, and grad_mu and grad_rho split as in the paper,
+    by autodiff and by hand (``microbbb.bbb.by_hand``), for a few weights of layer 1."""
     model = make_model(Bernoulli(), seed)
     loss = model.loss(x, labels, n_samples=N_SAMPLES)
     loss.backward()
     hand = by_hand.for_model(model, x, labels, loss.eps)  # the same eps as the loss
-    say("Variant (a), first step, autodiff (BBBLoss) and by hand (microbbb.bbb.by_hand):")
-    say(f"  {loss!r}")
-    say(f"  by hand: f = {hand.loss:.6g}")
-    say("\nWhere the 32 hidden units come in, and the shapes (one mu and one rho per weight):")
-    for i, layer in enumerate(model.layers):
-        weight_eps, bias_eps = loss.eps[0][i]
-        say(f"  layer{i + 1}: weight mu, rho {str(layer.weight_mu.shape):8s} eps"
-            f" {str(weight_eps.shape):8s}  bias mu, rho {str(layer.bias_mu.shape):6s} eps"
-            f" {bias_eps.shape}")  # fmt: skip
-    _wrap(say, f"x {x.shape} @ w {model.layers[0].weight_mu.shape} + b (32,) -> 32 hidden"
-          f" units (100, 32) -> relu -> @ w {model.layers[1].weight_mu.shape} + b (1,) ->"
-          " logits (100, 1). One eps per weight per Monte-Carlo sample: 161 numbers per"
-          f" sample, {N_SAMPLES * 161} per step, not one per observation: all 100 rows go"
-          " through the same sampled w.", "  ", "  ")  # fmt: skip
-
-    layer = model.layers[0]
+    first = model.layers[0]
     sampled = _sampled(loss, "layer1.weight")  # w_s = mu + sigma * eps_s, s = 1, 2
     df_dw = [g.data for g in grad(loss, sampled)]  # df/dw_s: through data, prior and log q
-    split = bbb_split(loss, layer)  # the same split, read off the recorded graph
-    rho = layer.weight_rho.data
     eps = [loss.eps[s][0][0] for s in range(N_SAMPLES)]
+    rho = first.weight_rho.data
     pathwise = sum(g * e / (1 + np.exp(-rho)) for g, e in zip(df_dw, eps, strict=True))
-    terms = hand.terms[0]["weight"]
+    n_weights = sum(layer.weight_mu.size + layer.bias_mu.size for layer in model.layers)
+    return {
+        "loss": repr(loss),
+        "hand_loss": hand.loss,
+        "x_shape": x.shape,
+        "shapes": [_shapes(layer, loss.eps[0][i]) for i, layer in enumerate(model.layers)],
+        "eps_per_step": N_SAMPLES * n_weights,
+        **_cells(first, hand, bbb_split(loss, first), df_dw, eps, pathwise),
+        "worst": _largest_difference(model, loss, hand, sum(df_dw), pathwise),
+    }
 
-    say("")
-    _wrap(say, f"A few weights of layer 1. f averages the {N_SAMPLES} samples; df/dw sums the"
-          " per-sample df/dw_s, taken by autodiff with microbbb.grad(loss, [w_1, w_2]) on the"
-          " sampled weights; df/dmu and df/drho are the direct terms (only log q has mu and"
-          " sigma in it), read off the graph with microbbb.viz.bbb_split.")  # fmt: skip
-    say(f"  {'w[i,j]':7s} {'mu':>8s} {'eps_1':>7s} {'eps_2':>7s} | {'df/dw':>10s}"
-        f" {'+ df/dmu':>10s} | {'= grad_mu':>10s} {'by hand':>10s}")  # fmt: skip
-    cells = [(0, 0), (1, 0), (2, 0), (1, 7), (2, 31)]
-    for i, j in cells:
-        grad_mu, hand_mu = layer.weight_mu.grad[i, j], hand.grads[0]["weight_mu"][i, j]
-        through, direct = sum(g[i, j] for g in df_dw), split["weight_mu"]["direct"][i, j]
-        say(f"  {f'[{i},{j:>2}]':7s} {layer.weight_mu.data[i, j]:8.4f} {eps[0][i, j]:7.3f}"
-            f" {eps[1][i, j]:7.3f} | {through:10.4f} {direct:10.4f} |"
-            f" {grad_mu:10.4f} {hand_mu:10.4f}")  # fmt: skip
-    say(f"\n  {'w[i,j]':7s} {'rho':>6s} | {'df/dw*eps/(1+e^-rho)':>21s} {'+ df/drho':>10s} |"
-        f" {'= grad_rho':>10s} {'by hand':>10s}")  # fmt: skip
-    for i, j in cells:
-        grad_rho, hand_rho = layer.weight_rho.grad[i, j], hand.grads[0]["weight_rho"][i, j]
-        direct = split["weight_rho"]["direct"][i, j]
-        say(f"  {f'[{i},{j:>2}]':7s} {rho[i, j]:6.2f} | {pathwise[i, j]:21.4f} {direct:10.4f} |"
-            f" {grad_rho:10.4f} {hand_rho:10.4f}")  # fmt: skip
 
+def _shapes(layer: BayesianLinear, eps: tuple) -> dict[str, tuple]:
+    """The shapes of a layer's mu (and rho, the same) and of one sample's eps."""
+    weight_eps, bias_eps = eps
+    return {
+        "weight": layer.weight_mu.shape,
+        "weight_eps": weight_eps.shape,
+        "bias": layer.bias_mu.shape,
+        "bias_eps": bias_eps.shape,
+    }
+
+
+def _cells(
+    layer: BayesianLinear, hand: Any, split: dict, df_dw: list, eps: list, pathwise: np.ndarray
+) -> dict[str, list[dict[str, Any]]]:
+    """The terms of grad_mu and grad_rho at the weights CELLS, by autodiff and by hand."""
+    mu_rows, rho_rows = [], []
+    for i, j in CELLS:
+        mu_rows.append(
+            {
+                "i": i,
+                "j": j,
+                "mu": layer.weight_mu.data[i, j],
+                "eps_1": eps[0][i, j],
+                "eps_2": eps[1][i, j],
+                "df_dw": sum(g[i, j] for g in df_dw),
+                "df_dmu": split["weight_mu"]["direct"][i, j],
+                "grad_mu": layer.weight_mu.grad[i, j],
+                "by_hand": hand.grads[0]["weight_mu"][i, j],
+            }
+        )
+        rho_rows.append(
+            {
+                "i": i,
+                "j": j,
+                "rho": layer.weight_rho.data[i, j],
+                "pathwise": pathwise[i, j],
+                "df_drho": split["weight_rho"]["direct"][i, j],
+                "grad_rho": layer.weight_rho.grad[i, j],
+                "by_hand": hand.grads[0]["weight_rho"][i, j],
+            }
+        )
+    return {"mu_rows": mu_rows, "rho_rows": rho_rows}
+
+
+def _largest_difference(
+    model: BayesianMLP, loss: Any, hand: Any, df_dw: np.ndarray, pathwise: np.ndarray
+) -> float:
+    """Hand against autodiff: f, every mu and rho gradient, and the four terms of each."""
     worst = abs(loss.item() - hand.loss) / abs(hand.loss)
-    for k, lay in enumerate(model.layers):
+    for k, layer in enumerate(model.layers):
         for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
-            worst = max(worst, _relative(getattr(lay, name).grad, hand.grads[k][name]))
-        parts = bbb_split(loss, lay)
+            worst = max(worst, _relative(getattr(layer, name).grad, hand.grads[k][name]))
+        parts = bbb_split(loss, layer)
         for kind in ("weight", "bias"):
-            t = hand.terms[k][kind]
-            worst = max(worst, _relative(parts[f"{kind}_mu"]["through_w"], t["df_dw"]),
-                        _relative(parts[f"{kind}_mu"]["direct"], t["df_dmu"]),
-                        _relative(parts[f"{kind}_rho"]["through_w"], t["pathwise_rho"]),
-                        _relative(parts[f"{kind}_rho"]["direct"], t["df_drho"]))  # fmt: skip
-    worst = max(worst, _relative(sum(df_dw), terms["df_dw"]),
-                _relative(pathwise, terms["pathwise_rho"]))  # fmt: skip
-    say("")
-    _wrap(say, "Largest relative difference between hand and autodiff, over f, every mu and"
-          f" rho gradient of both layers and the four terms: {worst:.1e}.")  # fmt: skip
-    _wrap(say, "How to read it: dw/dmu = 1 and dw/drho = eps * sigmoid(rho) = eps / (1 +"
-          " exp(-rho)). df/dw and df/dmu nearly cancel, because log q's own parts cancel"
-          " exactly (d log q/dw = -(w - mu)/sigma^2 = -d log q/dmu); what is left of grad_mu"
-          " is the data term and the prior. grad_rho is about -1 everywhere: at rho = -5 the"
-          " -log sigma inside log q dominates and pushes every sigma up, until the data"
-          " resist.")  # fmt: skip
-    return {"max_hand_vs_autodiff": worst}
+            terms, mu, rho = hand.terms[k][kind], parts[f"{kind}_mu"], parts[f"{kind}_rho"]
+            worst = max(
+                worst,
+                _relative(mu["through_w"], terms["df_dw"]),
+                _relative(mu["direct"], terms["df_dmu"]),
+                _relative(rho["through_w"], terms["pathwise_rho"]),
+                _relative(rho["direct"], terms["df_drho"]),
+            )
+    terms = hand.terms[0]["weight"]
+    return max(worst, _relative(df_dw, terms["df_dw"]), _relative(pathwise, terms["pathwise_rho"]))
 
 
-# --- part 3 -----------------------------------------------------------------------------------
+# --- the numbers, part 3: each mistake of the question, reproduced ---------------------------
 
 
-def _attempt(
-    say: Report, action: Callable[[], Any], max_lines: Any = None, errors: Any = None
-) -> str:
-    """Run a mistake and print what microbbb raises; return the exception's class name.
-
-    The exception itself is appended to ``errors`` when a list is given.
-    """
+def _attempt(action: Callable[[], Any]) -> dict[str, Any]:
+    """Run a mistake; what microbbb raised: the exception's class name, message and op."""
     try:
         with np.errstate(all="ignore"):  # numpy's RuntimeWarnings: microbbb's report says more
             action()
     except (ValueError, FloatingPointError) as error:
-        name = type(error).__name__
-        _labelled(say, "microbbb", f"{name}: {error}", max_lines)
-        if errors is not None:
-            errors.append(error)
-        return name
-    _labelled(say, "microbbb", "NOTHING: no error was raised")
-    return "not caught"
+        name, op = type(error).__name__, getattr(error, "op", None)
+        return {"caught": name, "message": str(error), "op": op}
+    return {"caught": "not caught", "message": None, "op": None}
 
 
 def _learner_net(x: np.ndarray, labels: np.ndarray, bias_rho_shape: tuple, rng: Any) -> Any:
@@ -405,272 +295,438 @@ def _learner_net(x: np.ndarray, labels: np.ndarray, bias_rho_shape: tuple, rng: 
     return F.bernoulli_nll(logits.reshape(-1), labels), b
 
 
-def _softmax_one_output(say: Report, seed: int, labels: np.ndarray, rng: Any) -> dict:
-    caught: dict[str, Any] = {}
-    say("\n(a) softmax over a single output")
-    _labelled(say, "mistake", "model = BayesianMLP([3, 32, 1], likelihood=Categorical())")
-    caught["softmax_one_output"] = _attempt(say, lambda: make_model(Categorical(), seed))
+def _softmax_one_output(seed: int, labels: np.ndarray, rng: Any) -> dict[str, Any]:
+    """(a) A softmax over a single output: refused, and why it could not learn."""
+    attempts = {"softmax_one_output": _attempt(lambda: make_model(Categorical(), seed))}
     logits = tensor(rng.standard_normal((N_OBS, 1)), requires_grad=True)
-    _labelled(say, "mistake", "nll = F.categorical_nll(logits, y)   # logits (100, 1)")
-    caught["categorical_nll_one_column"] = _attempt(say, lambda: F.categorical_nll(logits, labels))
+    attempts["categorical_nll_one_column"] = _attempt(lambda: F.categorical_nll(logits, labels))
     log_p = F.log_softmax(logits, axis=1)
     log_p.sum().backward()
     value, slope = float(np.abs(log_p.data).max()), float(np.abs(logits.grad).max())
-    _labelled(say, "why", f"mb.log_softmax of a (100, 1) tensor: max |value| = {value:g}, max"
-              f" |gradient| = {slope:g}. It is log 1 = 0 for every row whatever the network"
-              " outputs, so the likelihood teaches it nothing.")  # fmt: skip
-    _labelled(say, "fix", "BayesianMLP([3, 32, 1], likelihood=Bernoulli()): one logit, with"
-              " log sigmoid(l) for y = 1 and log sigmoid(-l) for y = 0 (or two outputs and"
-              " Categorical()).")  # fmt: skip
-    return {"caught": caught, "log_softmax_one_output": (value, slope)}
+    return {"attempts": attempts, "value": value, "slope": slope}
 
 
-def _label_shapes(say: Report, x: np.ndarray, labels: Any, targets: Any, models: tuple) -> dict:
-    caught: dict[str, Any] = {}
+def _label_shapes(x: np.ndarray, labels: Any, targets: Any, models: tuple) -> dict[str, Any]:
+    """(b) Labels (100,) against predictions (100, 1): refused; what plain numpy computes."""
     out_a = models[0].forward(x, mode="mean")
     out_b = models[1].forward(x, mode="mean")
-    say("\n(b) labels of shape (100,) against predictions of shape (100, 1)")
-    _labelled(say, "mistake", "nll = F.bernoulli_nll(logits, y)   # logits (100, 1), y (100,)")
-    caught["label_shape_broadcast"] = _attempt(say, lambda: F.bernoulli_nll(out_a, labels))
-    _labelled(say, "mistake", "nll = F.gaussian_nll(y, mean, 1.0)   # mean (100, 1), y (100,)")
-    caught["label_shape_broadcast_gaussian"] = _attempt(
-        say, lambda: F.gaussian_nll(targets, out_b, 1.0)
-    )
+    attempts = {
+        "label_shape_broadcast": _attempt(lambda: F.bernoulli_nll(out_a, labels)),
+        "label_shape_broadcast_gaussian": _attempt(lambda: F.gaussian_nll(targets, out_b, 1.0)),
+    }
     pred = out_b.data
     silent = (targets - pred) ** 2
     right = float(np.mean((targets - pred[:, 0]) ** 2))
-    _labelled(say, "numpy", "plain numpy arrays say nothing:"
-              f" ((y - mean) ** 2).shape = {silent.shape}, and its mean,"
-              f" {silent.mean():.3f}, is not the mean squared error {right:.3f}:"
-              " every label is compared with every prediction.")  # fmt: skip
-    _labelled(say, "fix", "logits.reshape(-1) (or y.reshape(-1, 1)), so that both have the same"
-              " shape; BayesianMLP.loss does this for you.")  # fmt: skip
-    return {"caught": caught, "numpy_broadcast_shape": silent.shape}
+    return {"attempts": attempts, "shape": silent.shape, "mean": float(silent.mean()), "mse": right}
 
 
-def _bias_rho_shape(say: Report, seed: int, x: np.ndarray, labels: Any, rng: Any) -> dict:
-    caught: dict[str, Any] = {}
-    say("\n(c) a bias rho of the wrong shape, in a layer built by hand")
-    _labelled(say, "mistake", "b_rho = mb.tensor(np.full(1, -5.0), requires_grad=True)   # the"
-              " output size, 1, for 32 hidden units")  # fmt: skip
+def _bias_rho_shape(seed: int, x: np.ndarray, labels: Any, rng: Any) -> dict[str, Any]:
+    """(c) A bias rho of the wrong shape: the legal broadcast, and the shapes microbbb checks."""
     nll, bias = _learner_net(x, labels, (1,), rng)
     summed = [e for e in adjoint_flow(nll) if e.summed]
-    _labelled(say, "microbbb", f"NOTHING, and no library can: (1,) against (32,) is a legal"
-              f" broadcast, the loss is finite ({nll.item():.2f}) and b has shape {bias.shape}:"
-              " the 32 biases silently share one sigma. Where it can be seen:"
-              " microbbb.engine.adjoint_flow(nll) marks every gradient that broadcasting had"
-              " to sum:")  # fmt: skip
-    for e in summed:
-        shape = e.record.inputs[e.index].shape
-        say(f"{INDENT}  {e.record.op.name:4s} input {e.index} of shape {str(shape):6s}"
-            f" <- a gradient of shape {e.g.shape}")  # fmt: skip
-    _labelled(say, "", "The two adds are the biases, each shared by the 100 rows: expected."
-              " The mul (1,) <- (32,) is the mistake (microbbb's drawings mark such edges"
-              " 'Σ broadcast').")  # fmt: skip
-    _labelled(say, "mistake", "b_rho = mb.tensor(np.full(3, -5.0), requires_grad=True)   # the"
-              " input size, 3")  # fmt: skip
-    caught["bias_rho_wrong_shape"] = _attempt(say, lambda: _learner_net(x, labels, (3,), rng))
+    edges = [(e.record.op.name, e.index, e.record.inputs[e.index].shape, e.g.shape) for e in summed]
+    attempts = {"bias_rho_wrong_shape": _attempt(lambda: _learner_net(x, labels, (3,), rng))}
     layer = BayesianLinear(3, 32, rng=np.random.default_rng(seed), name="layer1")
-    _labelled(say, "microbbb", "BayesianLinear(3, 32) makes the shapes itself: weight mu and"
-              f" rho {layer.weight_mu.shape} and {layer.weight_rho.shape}, bias mu and rho"
-              f" {layer.bias_mu.shape} and {layer.bias_rho.shape}; it draws eps with the shape"
-              " of mu, and checks the noise you pass it:")  # fmt: skip
-    _labelled(say, "mistake", "layer(x, eps=(weight_eps, np.zeros(1)))   # one bias eps for 32"
-              " units")  # fmt: skip
-    caught["bias_eps_wrong_shape"] = _attempt(
-        say, lambda: layer(x, eps=(np.zeros((3, 32)), np.zeros(1)))
-    )
+    names = ("weight_mu", "weight_rho", "bias_mu", "bias_rho")
+    shapes = {name: getattr(layer, name).shape for name in names}
+    wrong_eps = (np.zeros((3, 32)), np.zeros(1))
+    attempts["bias_eps_wrong_shape"] = _attempt(lambda: layer(x, eps=wrong_eps))
     layer.bias_rho = tensor(np.full(1, -5.0), requires_grad=True)
-    say("  mistake:   layer.bias_rho = mb.tensor(np.full(1, -5.0), requires_grad=True)")
-    caught["bias_rho_assigned_wrong_shape"] = _attempt(say, lambda: layer(x))
-    layer.bias_rho = tensor(np.full(32, -5.0), requires_grad=True)
-    _labelled(say, "fix", "b_rho = mb.tensor(np.full(32, -5.0), requires_grad=True), or better"
-              " BayesianLinear(3, 32) / BayesianMLP([3, 32, 1], ...), which give every mu, rho"
-              " and eps the shape of its weight.")  # fmt: skip
+    attempts["bias_rho_assigned_wrong_shape"] = _attempt(lambda: layer(x))
     return {
-        "caught": caught,
-        "silent_broadcast_edges": [
-            (e.record.op.name, e.record.inputs[e.index].shape, e.g.shape) for e in summed
-        ],
-        "not_caught": ["bias rho of shape (1,) for 32 hidden units (a legal broadcast)"],
+        "attempts": attempts,
+        "loss": nll.item(),
+        "bias_shape": bias.shape,
+        "edges": edges,  # (op, input, its shape, the shape of the gradient summed into it)
+        "shapes": shapes,
     }
 
 
-def _overflow(say: Report) -> dict:
-    caught: dict[str, Any] = {}
-    errors: list = []
+def _overflow() -> dict[str, Any]:
+    """(d) exp overflowing and log(softmax) underflowing, caught by detect_anomaly."""
     rho = tensor(1000.0, requires_grad=True, name="rho")
     z = tensor([[0.0, 1e4]], requires_grad=True, name="z")
-    say("\n(d) sigma = log(1 + exp(rho)) overflowing, and log(softmax(...)) underflowing")
-    _labelled(say, "mistake", "with mb.detect_anomaly(): sigma = mb.log(1 + mb.exp(rho))   #"
-              " rho = 1000")  # fmt: skip
 
     def overflow() -> None:
         with detect_anomaly():
             F.log(1 + F.exp(rho))
 
-    caught["exp_overflow"] = _attempt(say, overflow, errors=errors)
-    _labelled(say, "fix", f"sigma = mb.softplus(rho) = {F.softplus(rho).item():g}, finite:"
-              " softplus is computed as max(rho, 0) + log1p(exp(-|rho|)).")  # fmt: skip
-    _labelled(say, "mistake", "with mb.detect_anomaly(): log_p = mb.log(mb.softmax(z))   # z ="
-              " [[0, 1e4]]")  # fmt: skip
-
     def underflow() -> None:
         with detect_anomaly():
             F.log(F.softmax(z, axis=1))
 
-    caught["log_softmax_underflow"] = _attempt(say, underflow, errors=errors)
-    fixed = F.log_softmax(z, axis=1).data
-    _labelled(say, "fix", f"log_p = mb.log_softmax(z) = {np.array2string(fixed, precision=1)},"
-              " finite: z - logsumexp(z).")  # fmt: skip
-    return {"caught": caught, "anomaly_ops": [getattr(e, "op", None) for e in errors]}
+    attempts = {"exp_overflow": _attempt(overflow)}
+    softplus = F.softplus(rho).item()
+    attempts["log_softmax_underflow"] = _attempt(underflow)
+    log_softmax = F.log_softmax(z, axis=1).data
+    return {"attempts": attempts, "softplus": softplus, "log_softmax": log_softmax}
 
 
-def _learning_rates(say: Report, seed: int, data: tuple, steps_small_lr: int) -> dict:
+def _learning_rates(seed: int, data: tuple, steps: int) -> dict[str, Any]:
+    """(e) A learning rate far too large (training diverges) and far too small (nothing moves)."""
     x, labels, targets = data
-    caught: dict[str, Any] = {}
-    errors: list = []
-    say("\n(e) a learning rate that is too large, and one that is too small")
     model = make_model(Gaussian(NOISE_SIGMA), seed)
-    _labelled(say, "mistake", "fit(model, x, y, epochs=50, optimizer=SGD(model.parameters(),"
-              " lr=1.0))")  # fmt: skip
-    caught["lr_too_large"] = _attempt(
-        say,
-        lambda: fit(
-            model,
-            x,
-            targets,
-            epochs=50,
-            optimizer=SGD(model.parameters(), lr=1.0),
-            n_samples=N_SAMPLES,
-            progress=False,
-        ),  # fmt: skip
-        errors=errors,
-    )
-    _labelled(say, "", "f sums over 100 observations, so its gradients are large: the first"
-              " step moves some mu by tens, the loss explodes, the next gradients are in the"
-              " millions and throw some rho so far below 0 that sigma = softplus(rho) is 0, and"
-              " log q(w | mu, sigma) is NaN.")  # fmt: skip
-    _labelled(say, "fix", f"Adam with lr {LR:g} (part 1), or SGD with a far smaller lr.")
+    sgd = SGD(model.parameters(), lr=1.0)
 
+    def diverge() -> None:
+        fit(model, x, targets, epochs=50, optimizer=sgd, n_samples=N_SAMPLES, progress=False)
+
+    attempts = {"lr_too_large": _attempt(diverge)}
     model = make_model(Bernoulli(), seed)
-    _labelled(say, "mistake", f"fit(model, x, y, epochs={steps_small_lr}, lr=1e-11)   # the"
-              " question's learning rate; fit uses Adam")  # fmt: skip
     before = model.loss(x, labels, n_samples=N_SAMPLES)
     start = [p.data.copy() for p in model.parameters()]
-    history = fit(model, x, labels, epochs=steps_small_lr, lr=1e-11, n_samples=N_SAMPLES,
-                  progress=False)  # fmt: skip
+    history = fit(model, x, labels, epochs=steps, lr=1e-11, n_samples=N_SAMPLES, progress=False)
     after = model.loss(x, labels, n_samples=N_SAMPLES, eps=before.eps)
     change = abs(after.item() - before.item()) / abs(before.item()) * 100
-    moved = max(
-        float(np.abs(p.data - s).max()) for p, s in zip(model.parameters(), start, strict=True)
-    )
-    _labelled(say, "microbbb", f"no error, since it is not one. With the same eps, f went from"
-              f" {before.item():.6f} to {after.item():.6f}, and no parameter moved by more"
-              f" than {moved:.1e}. The training loss went from {history.loss[0]:.1f} to"
-              f" {history.loss[-1]:.1f}, but that is only the Monte-Carlo noise of new eps at"
-              " every step.")  # fmt: skip
-    if change < 1e-3:
-        _labelled(say, "WARNING", f"(this demo's check) the loss changed by {change:.1e} % in"
-                  f" {steps_small_lr} steps: nothing is learning.")  # fmt: skip
-        caught["lr_too_small"] = "warning"
-    else:
-        caught["lr_too_small"] = "not caught"
-    _labelled(say, "fix", f"a learning rate that moves the parameters: Adam with lr {LR:g}, as"
-              " in part 1 (see its loss curves).")  # fmt: skip
+    pairs = zip(model.parameters(), start, strict=True)
+    message = attempts["lr_too_large"]["message"]
     return {
-        "caught": caught,
-        "small_lr_change_percent": change,
-        "diverged": str(errors[0]).splitlines()[0] if errors else None,
+        "attempts": attempts,
+        "checks": {"lr_too_small": "warning" if change < 1e-3 else "not caught"},
+        "steps": steps,
+        "before": before.item(),
+        "after": after.item(),
+        "moved": max(float(np.abs(p.data - s).max()) for p, s in pairs),
+        "first_loss": history.loss[0],
+        "last_loss": history.loss[-1],
+        "change": change,  # in percent
+        "diverged": message.splitlines()[0] if message is not None else None,
     }
 
 
-def _wrong_signs(say: Report, seed: int, data: tuple, train_steps: int) -> dict:
+def _wrong_signs(seed: int, data: tuple, steps: int) -> dict[str, Any]:
+    """(f) The loss assembled with wrong signs and swapped names, and what training it does."""
     x, _, targets = data
-    caught: dict[str, Any] = {}
-    say("\n(f) the loss assembled with the wrong signs, and the names of the densities swapped")
     model = make_model(Gaussian(NOISE_SIGMA), seed)
     loss = model.loss(x, targets, n_samples=N_SAMPLES)
     posterior, prior, likelihood = loss.log_prior, loss.log_q, loss.log_likelihood  # swapped
     wrong = posterior - prior * likelihood
-    _labelled(say, "mistake", "posterior, prior, likelihood = loss.log_prior, loss.log_q,"
-              " loss.log_likelihood")  # fmt: skip
-    say(f"{INDENT}my_loss = posterior - prior * likelihood")
-    _labelled(say, "microbbb", "computes f itself, and its repr names every part with its"
-              " sign:")  # fmt: skip
-    say(f"{INDENT}{loss!r}")
-    q, ll = loss.log_q.item(), loss.log_likelihood.item()
-    _labelled(say, "", f"my_loss = {wrong.item():.1f}, but f = {loss.item():.1f}.")
-    if abs(wrong.item() - loss.item()) > 1e-9 * abs(loss.item()):
-        _labelled(say, "WARNING", "(this demo's check against the BBBLoss) my_loss is not f.")
-        caught["wrong_signs"] = "BBBLoss parts"
-    else:
-        caught["wrong_signs"] = "not caught"
+    differs = abs(wrong.item() - loss.item()) > 1e-9 * abs(loss.item())
     g_wrong = np.concatenate([g.data.ravel() for g in grad(wrong, model.parameters())])
     g_right = np.concatenate([g.data.ravel() for g in grad(loss, model.parameters())])
     cosine = float(g_wrong @ g_right / (np.linalg.norm(g_wrong) * np.linalg.norm(g_right)))
-    _labelled(say, "why", "As a function of (log q, log P(w), log P(D|w)), f has the slopes"
-              f" (+1, -1, -1); my_loss has (-log P(D|w), +1, -log q) = ({-ll:+.1f}, +1,"
-              f" {-q:+.1f}): the prior pushes the weights away from 0, and the likelihood is"
-              " weighted by log q, whose sign flips once the sigmas grow. At the first step"
-              f" the two gradients point almost the same way (cosine {cosine:.3f}: both are"
-              " dominated by log q pushing every sigma up), so nothing looks wrong yet."
-              f" Minimising my_loss with Adam, lr {LR:g}:")  # fmt: skip
-    optimizer = Adam(model.parameters(), lr=LR)
-    rows = []
-    show = {0, train_steps // 6, train_steps // 3, train_steps // 2, 2 * train_steps // 3,
-            5 * train_steps // 6, train_steps - 1}  # fmt: skip
-    with np.errstate(all="ignore"):
-        for step in range(train_steps):
-            optimizer.zero_grad()
-            step_loss = model.loss(x, targets, n_samples=N_SAMPLES)
-            my_loss = step_loss.log_prior - step_loss.log_q * step_loss.log_likelihood
-            if not np.isfinite(my_loss.item()):
-                break
-            if step in show:
-                rows.append((step, my_loss.item(), step_loss.log_q.item(),
-                             step_loss.log_likelihood.item()))  # fmt: skip
-            my_loss.backward()
-            optimizer.step()
-    say(f"{INDENT}  {'step':>5s} {'my_loss':>11s} {'log q':>9s} {'log P(D|w)':>11s}")
-    for step, value, lq, lik in rows:
-        say(f"{INDENT}  {step:5d} {value:11.4g} {lq:9.1f} {lik:11.4g}")
-    _labelled(say, "", "my_loss falls all the way, so the learner sees a loss that decreases;"
-              " but as soon as log q < 0 the likelihood is pushed the wrong way and the"
-              " network fits the data worse and worse.")  # fmt: skip
-    _labelled(say, "fix", "loss = model.loss(x, y, n_samples=2), a BBBLoss: f = log q(w|theta)"
-              " - log P(w) - log P(D|w); then loss.backward().")  # fmt: skip
     return {
-        "caught": caught,
-        "wrong_loss": wrong.item(),
-        "right_loss": loss.item(),
-        "gradient_cosine": cosine,
-        "wrong_training": rows,
+        "attempts": {},
+        "checks": {"wrong_signs": "BBBLoss parts" if differs else "not caught"},
+        "loss": repr(loss),
+        "wrong": wrong.item(),
+        "right": loss.item(),
+        "log_q": loss.log_q.item(),
+        "log_likelihood": loss.log_likelihood.item(),
+        "cosine": cosine,
+        "rows": _train_wrong_loss(model, x, targets, steps),
     }
 
 
-def part_mistakes(
-    say: Report, seed: int, data: tuple, models: tuple, steps: int = 2000
-) -> dict[str, Any]:
-    """Each mistake of the question, reproduced, with what microbbb says and the fix."""
+def _train_wrong_loss(model: BayesianMLP, x: np.ndarray, y: np.ndarray, steps: int) -> list:
+    """Adam on the learner's loss; (step, my_loss, log q, log P(D|w)) at seven steps."""
+    optimizer = Adam(model.parameters(), lr=LR)
+    show = {0, steps // 6, steps // 3, steps // 2, 2 * steps // 3, 5 * steps // 6, steps - 1}
+    rows = []
+    with np.errstate(all="ignore"):
+        for step in range(steps):
+            optimizer.zero_grad()
+            loss = model.loss(x, y, n_samples=N_SAMPLES)
+            my_loss = loss.log_prior - loss.log_q * loss.log_likelihood
+            if not np.isfinite(my_loss.item()):
+                break
+            if step in show:
+                rows.append((step, my_loss.item(), loss.log_q.item(), loss.log_likelihood.item()))
+            my_loss.backward()
+            optimizer.step()
+    return rows
+
+
+def mistake_numbers(seed: int, data: tuple, models: tuple, steps: int) -> dict[str, Any]:
+    """Each mistake of the question reproduced: what microbbb raised or showed, and why."""
     x, labels, targets = data
     rng = np.random.default_rng(seed + 1)
-    say("\n\n3. What broke the question's versions, and what microbbb says")
-    say("=" * WIDTH)
-    say("(In the code lines, mb is microbbb and F is microbbb.functional.)")
-    results = [
-        _softmax_one_output(say, seed, labels, rng),
-        _label_shapes(say, x, labels, targets, models),
-        _bias_rho_shape(say, seed, x, labels, rng),
-        _overflow(say),
-        _learning_rates(say, seed, data, steps_small_lr=min(200, steps)),
-        _wrong_signs(say, seed, data, train_steps=min(600, steps)),
+    return {  # in this order: the mistakes share rng
+        "softmax_one_output": _softmax_one_output(seed, labels, rng),
+        "label_shapes": _label_shapes(x, labels, targets, models),
+        "bias_rho_shape": _bias_rho_shape(seed, x, labels, rng),
+        "overflow": _overflow(),
+        "learning_rates": _learning_rates(seed, data, steps=min(200, steps)),
+        "wrong_signs": _wrong_signs(seed, data, steps=min(600, steps)),
+    }
+
+
+def caught(mistakes: dict[str, Any]) -> dict[str, str]:
+    """What microbbb said about each mistake: an exception's name, "warning", or "not caught"."""
+    said = {}
+    for mistake in mistakes.values():
+        said |= {key: attempt["caught"] for key, attempt in mistake["attempts"].items()}
+        said |= mistake.get("checks", {})
+    return said
+
+
+# --- all the numbers, and the figures the demo returns ---------------------------------------
+
+
+def compute(seed: int = 0, steps: int = 2000, progress: bool = False) -> dict[str, Any]:
+    """Every number of the demo's three parts, as plain data (no printing, no files).
+
+    ``steps``: training steps of part 1; part 3 trains for at most 600 (and 200) steps.
+    """
+    rng = np.random.default_rng(seed)
+    data = make_data(N_OBS, rng)
+    new_data = make_data(2000, rng)
+    training, models = training_numbers(seed, steps, progress, data, new_data)
+    return {
+        "seed": seed,
+        "training": training,
+        "gradients": gradient_numbers(seed, data[0], data[1]),
+        "mistakes": mistake_numbers(seed, data, models, steps),
+    }
+
+
+def figures(numbers: dict[str, Any], picture: str) -> dict[str, Any]:
+    """The figures ``run`` returns, taken from the numbers."""
+    training, mistakes = numbers["training"], numbers["mistakes"]
+    softmax, overflow = mistakes["softmax_one_output"], mistakes["overflow"]
+    lrs, signs = mistakes["learning_rates"], mistakes["wrong_signs"]
+    edges = mistakes["bias_rho_shape"]["edges"]
+    return {
+        "final": training["final"],
+        "r2": training["r2"],
+        "r2_best": training["r2_best"],
+        "heldout_nll_bernoulli": training["heldout_nll"],
+        "mean_prob_bernoulli": training["mean_prob"],
+        "picture": picture,
+        "max_hand_vs_autodiff": numbers["gradients"]["worst"],
+        "caught": caught(mistakes),
+        "log_softmax_one_output": (softmax["value"], softmax["slope"]),
+        "numpy_broadcast_shape": mistakes["label_shapes"]["shape"],
+        "silent_broadcast_edges": [(op, shape, summed) for op, _, shape, summed in edges],
+        "not_caught": [NOT_CAUGHT],
+        "anomaly_ops": [a["op"] for a in overflow["attempts"].values() if a["message"] is not None],
+        "small_lr_change_percent": lrs["change"],
+        "diverged": lrs["diverged"],
+        "wrong_loss": signs["wrong"],
+        "right_loss": signs["right"],
+        "gradient_cosine": signs["cosine"],
+        "wrong_training": signs["rows"],
+    }
+
+
+# --- the picture ------------------------------------------------------------------------------
+
+
+def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` steps, narrowed symmetrically at both ends."""
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    i = np.arange(len(values))
+    half = np.minimum(np.minimum(i, len(values) - 1 - i), window // 2)
+    return (total[i + half + 1] - total[i - half]) / (2 * half + 1)
+
+
+def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> str:
+    """Draw question_training.png from part 1's numbers; return its path."""
+    training = numbers["training"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    _draw_traces(axes[0], training)
+    _draw_probabilities(axes[1, 0], training)
+    _draw_predictions(axes[1, 1], training)
+    fig.suptitle(
+        "The question's setting by Bayes by Backprop: 100 observations, network 3-32-1,"
+        f" {training['steps']} steps"
+    )
+    fig.tight_layout()
+    picture = os.path.join(out, "question_training.png")
+    fig.savefig(picture, dpi=100)
+    plt.close(fig)
+    return picture
+
+
+def _draw_traces(axes: Any, training: dict[str, Any]) -> None:
+    """f and its three parts at every step, for both variants."""
+    steps = training["steps"]
+    window = max(1, steps // 40)
+    colours = {
+        "f": "black",
+        "log_q": "tab:blue",
+        "log_prior": "tab:green",
+        "log_likelihood": "tab:red",
+    }
+    names = {
+        "f": "f = log q - log P(w) - log P(D|w)",
+        "log_q": "log q(w | θ)",
+        "log_prior": "log P(w)",
+        "log_likelihood": "log P(D | w)",
+    }
+    titles = (
+        f"(a) labels ~ Bernoulli({P_ONE}), Bernoulli likelihood",
+        "(b) y = 0.2 x1 - 1.3 x2 - 0.5 x3 + N(0, 1), Gaussian likelihood",
+    )
+    step_axis = np.arange(1, steps + 1)
+    traces = training["traces"].values()
+    for ax, trace, title in zip(axes, traces, titles, strict=True):
+        for key, colour in colours.items():
+            ax.plot(step_axis, trace[key], color=colour, alpha=0.2, linewidth=0.6)
+            ax.plot(step_axis, _running_mean(trace[key], window), color=colour, label=names[key])
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(
+            f"{title}\nthe loss and its parts (thin: each step, {N_SAMPLES} samples;"
+            f" thick: mean of {window} steps)",
+            fontsize=10,
+        )
+        ax.set_xlabel("training step (full batch of 100 observations)")
+        ax.set_ylabel("nats (summed over weights or observations)")
+        ax.legend(fontsize=8, loc="upper right")
+
+
+def _draw_probabilities(ax: Any, training: dict[str, Any]) -> None:
+    """Variant (a): the predicted P(y = 1) at the held-out points, against the truth."""
+    probs, share = training["probs"], training["share_of_ones"]
+    low = min(P_ONE, float(probs.min())) - 0.05
+    high = max(P_ONE, float(probs.max())) + 0.05
+    label = "BBB: mean P(y = 1) over 200 weight samples"
+    counts, _, _ = ax.hist(
+        probs, bins=np.linspace(low, high, 41), color="tab:blue", alpha=0.7, label=label
+    )
+    ax.set_ylim(0, 1.3 * counts.max())  # room for the legend above the bars
+    ax.axvline(P_ONE, color="black", linestyle="--", label=f"true P(y = 1) = {P_ONE}")
+    label = f"share of ones in the training labels = {share:.2f}"
+    ax.axvline(share, color="tab:red", linestyle=":", label=label)
+    ax.set_xlim(low, high)
+    ax.set_xlabel("predicted P(y = 1) at a held-out point")
+    ax.set_ylabel("number of held-out points")
+    nll, entropy = training["heldout_nll"], training["entropy"]
+    title = f"(a) 2000 new points: NLL {nll:.3f} nats per point (best possible {entropy:.3f})"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def _draw_predictions(ax: Any, training: dict[str, Any]) -> None:
+    """Variant (b): the predictive mean at the held-out points against the true function."""
+    truth = training["truth"]
+    label = "BBB predictive mean (200 weight samples)"
+    ax.scatter(truth, training["predicted"], s=4, alpha=0.4, color="tab:blue", label=label)
+    line = np.array([truth.min(), truth.max()])
+    ax.plot(line, line, color="black", linestyle="--", label="predicted = true function")
+    ax.set_xlabel("true function 0.2 x1 - 1.3 x2 - 0.5 x3 (without the noise)")
+    ax.set_ylabel("predicted mean of y")
+    r2, r2_best = training["r2"], training["r2_best"]
+    title = f"(b) 2000 new points: R^2 {r2:.3f} (the true function scores {r2_best:.3f})"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+
+
+# --- the report text: templates/question.txt filled with the numbers -------------------------
+
+
+def report_text(numbers: dict[str, Any], picture: str, template: Template) -> str:
+    """The report: the sections of templates/question.txt filled with the numbers."""
+    mistakes = numbers["mistakes"]
+    return "\n".join(
+        [
+            template.fill("title", {"seed": numbers["seed"]}, wrap=False),
+            _training_text(numbers["training"], picture, template),
+            _gradients_text(numbers["gradients"], template),
+            template.fill("mistakes", {}),
+            _softmax_one_output_text(mistakes["softmax_one_output"], template),
+            _label_shapes_text(mistakes["label_shapes"], template),
+            _bias_rho_shape_text(mistakes["bias_rho_shape"], template),
+            _overflow_text(mistakes["overflow"], template),
+            _learning_rates_text(mistakes["learning_rates"], template),
+            _wrong_signs_text(mistakes["wrong_signs"], template),
+            _summary_text(mistakes, template),
+        ]
+    )
+
+
+def _training_text(training: dict[str, Any], picture: str, template: Template) -> str:
+    values = {name: training[name] for name in ("steps", "last", "sigma_init", "mean_prob")}
+    values |= {name: training[name] for name in ("share_of_ones", "heldout_nll", "entropy")}
+    values |= {"r2": training["r2"], "r2_best": training["r2_best"], "picture": picture}
+    values |= {"n_obs": N_OBS, "sizes": SIZES, "prior_sigma": PRIOR_SIGMA, "lr": LR}
+    values |= {"n_samples": N_SAMPLES, "p_one": P_ONE}
+    for variant, final in training["final"].items():
+        values |= {f"{variant}_{part}": value for part, value in final.items()}
+    return template.fill("training", values)
+
+
+def _gradients_text(gradients: dict[str, Any], template: Template) -> str:
+    shapes = gradients["shapes"]
+    rows = {"shape_rows": [], "mu_rows": [], "rho_rows": []}
+    for i, layer in enumerate(shapes):
+        strings = {name: str(shape) for name, shape in layer.items()}
+        rows["shape_rows"].append(template.fill("shape_row", {"layer": i + 1, **strings}))
+    for name in ("mu", "rho"):
+        rows[f"{name}_rows"] = [template.fill(f"{name}_row", r) for r in gradients[f"{name}_rows"]]
+    values = {name: "\n".join(lines) for name, lines in rows.items()}
+    values |= {name: gradients[name] for name in ("loss", "hand_loss", "x_shape", "eps_per_step")}
+    values |= {"w1_shape": shapes[0]["weight"], "w2_shape": shapes[1]["weight"]}
+    return template.fill(
+        "gradients", values | {"n_samples": N_SAMPLES, "worst": gradients["worst"]}
+    )
+
+
+def _said(mistake: dict[str, Any], template: Template) -> dict[str, str]:
+    """What microbbb said to each attempt of a mistake: "ValueError: ...", or nothing."""
+    said = {}
+    for key, attempt in mistake["attempts"].items():
+        if attempt["message"] is None:
+            said[key] = template.fill("nothing_raised", {})
+        else:
+            said[key] = f"{attempt['caught']}: {attempt['message']}"
+    return said
+
+
+def _softmax_one_output_text(mistake: dict[str, Any], template: Template) -> str:
+    values = {"value": mistake["value"], "slope": mistake["slope"]}
+    return template.fill("softmax_one_output", _said(mistake, template) | values)
+
+
+def _label_shapes_text(mistake: dict[str, Any], template: Template) -> str:
+    values = {name: mistake[name] for name in ("shape", "mean", "mse")}
+    return template.fill("label_shapes", _said(mistake, template) | values)
+
+
+def _bias_rho_shape_text(mistake: dict[str, Any], template: Template) -> str:
+    rows = []
+    for op, index, shape, summed in mistake["edges"]:
+        values = {"op": op, "index": index, "shape": str(shape), "grad_shape": summed}
+        rows.append(template.fill("summed_row", values))
+    values = {"loss": mistake["loss"], "bias_shape": mistake["bias_shape"]}
+    values |= {"summed_rows": "\n".join(rows), **mistake["shapes"]}
+    return template.fill("bias_rho_shape", _said(mistake, template) | values)
+
+
+def _overflow_text(mistake: dict[str, Any], template: Template) -> str:
+    log_softmax = np.array2string(mistake["log_softmax"], precision=1)
+    values = {"softplus": mistake["softplus"], "log_softmax": log_softmax}
+    return template.fill("overflow", _said(mistake, template) | values)
+
+
+def _learning_rates_text(mistake: dict[str, Any], template: Template) -> str:
+    names = ("steps", "before", "after", "moved", "first_loss", "last_loss")
+    values = {name: mistake[name] for name in names} | {"lr": LR}
+    warning = {"change": mistake["change"], "steps": mistake["steps"]}
+    warned = mistake["checks"]["lr_too_small"] == "warning"
+    values["nothing_learns"] = template.fill("nothing_learns", warning) if warned else ""
+    return template.fill("learning_rates", _said(mistake, template) | values)
+
+
+def _wrong_signs_text(mistake: dict[str, Any], template: Template) -> str:
+    rows = []
+    for step, my_loss, log_q, log_likelihood in mistake["rows"]:
+        values = {"step": step, "my_loss": my_loss, "log_q": log_q}
+        rows.append(template.fill("training_row", values | {"log_likelihood": log_likelihood}))
+    values = {name: mistake[name] for name in ("loss", "wrong", "right", "cosine")}
+    values |= {"minus_log_likelihood": -mistake["log_likelihood"], "minus_log_q": -mistake["log_q"]}
+    warned = mistake["checks"]["wrong_signs"] != "not caught"
+    values["not_f"] = template.fill("not_f", {}) if warned else ""
+    return template.fill("wrong_signs", values | {"lr": LR, "training_rows": "\n".join(rows)})
+
+
+def _summary_text(mistakes: dict[str, Any], template: Template) -> str:
+    rows = [
+        template.fill("caught_row", {"mistake": key, "caught": value}, wrap=False)
+        for key, value in caught(mistakes).items()
     ]
-    figures: dict[str, Any] = {"caught": {}}
-    for result in results:
-        figures["caught"].update(result.pop("caught"))
-        figures.update(result)
-    return figures
+    rows.append(template.fill("not_caught_row", {"mistake": NOT_CAUGHT}, wrap=False))
+    return template.fill("summary", {"caught_rows": "\n".join(rows)})
 
 
 # --- the demo ---------------------------------------------------------------------------------
@@ -689,24 +745,11 @@ def run(
     """
     plt = matplotlib_pyplot()
     say = Report(out, echo)
-    rng = np.random.default_rng(seed)
-    data = make_data(N_OBS, rng)
-    new_data = make_data(2000, rng)
-    say("The question microbbb answers: Bayes by Backprop for a 3-32-1 network, by hand and by"
-        f" autodiff (seed {seed})\n")  # fmt: skip
-    figures = part_training(say, plt, seed, steps, progress, (data, new_data))
-    models = figures.pop("models")
-    figures.update(part_gradients(say, seed, data[0], data[1]))
-    figures.update(part_mistakes(say, seed, data, models, steps))
-    say("\n\nSummary: what microbbb said about each mistake")
-    say("=" * WIDTH)
-    for key, value in figures["caught"].items():
-        say(f"  {key:32s} {value}")
-    for item in figures["not_caught"]:
-        say(f"  {'not an error anywhere':32s} {item}")
+    numbers = compute(seed, steps, progress)
+    picture = draw_pictures(plt, numbers, out)
+    say(report_text(numbers, picture, Template.of("question", WIDTH)))
     say.save()
-    figures["report"] = say.path("report.txt")
-    return figures
+    return figures(numbers, picture) | {"report": say.path("report.txt")}
 
 
 def main(argv: list[str] | None = None) -> None:

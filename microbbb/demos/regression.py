@@ -13,20 +13,32 @@ where there is no data, the BBB network should be clearly less sure. (With the s
 prior, whose narrow component keeps most posteriors tight, the band outside the data grows
 much less: about 1.1x instead of 1.6x on this data.)
 
+The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
+makes the pictures from them, and ``report_text`` fills the report's words,
+which are in ``templates/regression.txt``.
+
 Run: ``microbbb demo regression --out out/regression``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from ..bbb import BayesianMLP, Gaussian, GaussianPrior, fit
+from ..engine import Tensor
 from ..nn import MLP
-from .common import Report, matplotlib_pyplot, predict_deterministic, train_deterministic
+from .common import (
+    Report,
+    Template,
+    matplotlib_pyplot,
+    predict_deterministic,
+    train_deterministic,
+)
 
 NOISE_VARIANCE = 0.02
 SIZES = [1, 32, 32, 1]
@@ -40,41 +52,37 @@ def toy_curve(n: int, rng: np.random.Generator, low: float = 0.0, high: float = 
     return x.reshape(-1, 1), y
 
 
-def run(
-    out: str = "out/regression",
-    epochs: int = 1000,
-    n_points: int = 500,
-    seed: int = 0,
-    echo: Any = print,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Train both networks, write regression.png and report.txt, return the figures."""
-    plt = matplotlib_pyplot()
-    say = Report(out, echo)
+def _squared_error(output: Tensor, target: np.ndarray) -> Tensor:
+    return F.sum((output - target) ** 2)
+
+
+def compute(
+    epochs: int = 1000, n_points: int = 500, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
+    """Train both networks; return the data, their predictions and the figures (no printing)."""
     rng = np.random.default_rng(seed)
     x, y = toy_curve(n_points, rng)
     x_test, y_test = toy_curve(2000, rng)
     grid = np.linspace(-0.2, 1.2, 400).reshape(-1, 1)
     inside = (grid[:, 0] >= 0.0) & (grid[:, 0] <= 0.5)
-
-    say(f"Toy curve of Blundell et al. (2015): {n_points} points, x in [0, 0.5],"
-        f" noise e ~ N(0, {NOISE_VARIANCE}) (variance)")  # fmt: skip
-    say(f"Bayes by Backprop, network {SIZES}, prior N(0, 1), {epochs} epochs of 5 minibatches,"
-        " Adam 3e-3")  # fmt: skip
-    model = BayesianMLP(SIZES, prior=GaussianPrior(1.0), seed=seed,
-                        likelihood=Gaussian(0.2, learn_sigma=True))  # fmt: skip
-    history = fit(model, x, y, epochs=epochs, batch_size=100, lr=3e-3, seed=seed,
-                  progress=progress)  # fmt: skip
+    model = BayesianMLP(
+        SIZES, prior=GaussianPrior(1.0), seed=seed, likelihood=Gaussian(0.2, learn_sigma=True)
+    )
+    history = fit(model, x, y, epochs=epochs, batch_size=100, lr=3e-3, seed=seed, progress=progress)
     bbb_grid = model.predict(grid, n_samples=200)
     bbb_test = model.predict(x_test, n_samples=200)
-
-    say("Plain MLP (same network, deterministic weights, mean squared error), same budget")
     plain = MLP(SIZES, seed=seed)
-    train_deterministic(plain, x, y.reshape(-1, 1), lambda out, t: F.sum((out - t) ** 2),
-                        epochs=epochs, batch_size=100, lr=3e-3, seed=seed)  # fmt: skip
-    plain_grid = predict_deterministic(plain, grid)[:, 0]
+    train_deterministic(
+        plain,
+        x,
+        y.reshape(-1, 1),
+        _squared_error,
+        epochs=epochs,
+        batch_size=100,
+        lr=3e-3,
+        seed=seed,
+    )
     plain_test = predict_deterministic(plain, x_test)[:, 0]
-
     figures = {
         "bbb_rmse": float(np.sqrt(np.mean((bbb_test.mean - y_test) ** 2))),
         "mlp_rmse": float(np.sqrt(np.mean((plain_test - y_test) ** 2))),
@@ -86,62 +94,116 @@ def run(
         "final_loss": float(history.loss[-1]),
     }
     figures["std_ratio"] = figures["std_outside"] / figures["std_inside"]
-    say("\nInside the data range [0, 0.5] (2000 new points):")
-    say(f"  RMSE  BBB {figures['bbb_rmse']:.3f}   plain MLP {figures['mlp_rmse']:.3f}")
-    say(f"  learned noise sigma {figures['noise_sigma']:.3f}")
-    say("Mean predictive standard deviation on the grid [-0.2, 1.2]:")
-    say(f"  inside [0, 0.5]  {figures['std_inside']:.3f}"
-        f" (of which weight uncertainty {figures['epistemic_inside']:.3f})")  # fmt: skip
-    say(f"  outside          {figures['std_outside']:.3f}"
-        f" (of which weight uncertainty {figures['epistemic_outside']:.3f})")  # fmt: skip
-    say(f"  ratio outside / inside = {figures['std_ratio']:.2f}")
+    return {
+        "n_points": n_points,
+        "epochs": epochs,
+        "x": x[:, 0],
+        "y": y,
+        "grid": grid[:, 0],
+        "bbb": {k: getattr(bbb_grid, k) for k in ("mean", "std", "epistemic_std")},
+        "plain": predict_deterministic(plain, grid)[:, 0],
+        "history": {k: getattr(history, k) for k in ("loss", "nll", "complexity")},
+        "figures": figures,
+    }
 
+
+def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
+    """Draw regression.png and regression_loss.png from the numbers; return their paths."""
+    return [
+        _draw_predictions(plt, numbers, os.path.join(out, "regression.png")),
+        _draw_loss(plt, numbers["history"], os.path.join(out, "regression_loss.png")),
+    ]
+
+
+def _draw_predictions(plt: Any, numbers: dict[str, Any], path: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, title in zip(axes, ["Bayes by Backprop", "plain MLP"], strict=True):
         ax.axvspan(0, 0.5, color="#eeeeee", label="training range")
-        ax.scatter(x[:, 0], y, s=5, color="black", alpha=0.5, label="training data")
+        ax.scatter(numbers["x"], numbers["y"], s=5, color="black", alpha=0.5, label="training data")
         ax.set_title(title)
         ax.set_xlabel("x")
         ax.set_ylim(-1.5, 2.5)
-    g = grid[:, 0]
+    g, bbb = numbers["grid"], numbers["bbb"]
+    mean, std, epistemic = bbb["mean"], bbb["std"], bbb["epistemic_std"]
     axes[0].fill_between(
         g,
-        bbb_grid.mean - 2 * bbb_grid.std,
-        bbb_grid.mean + 2 * bbb_grid.std,
+        mean - 2 * std,
+        mean + 2 * std,
         color="tab:blue",
         alpha=0.25,
         label="mean ± 2 predictive std",
     )
-    axes[0].fill_between(g, bbb_grid.mean - 2 * bbb_grid.epistemic_std,
-                         bbb_grid.mean + 2 * bbb_grid.epistemic_std, color="tab:blue",
-                         alpha=0.35, label="± 2 std from weights only")  # fmt: skip
-    axes[0].plot(g, bbb_grid.mean, color="tab:blue", label="predictive mean")
-    axes[1].plot(g, plain_grid, color="tab:red", label="prediction")
+    axes[0].fill_between(
+        g,
+        mean - 2 * epistemic,
+        mean + 2 * epistemic,
+        color="tab:blue",
+        alpha=0.35,
+        label="± 2 std from weights only",
+    )
+    axes[0].plot(g, mean, color="tab:blue", label="predictive mean")
+    axes[1].plot(g, numbers["plain"], color="tab:red", label="prediction")
     axes[0].set_ylabel("y")
     for ax in axes:
         ax.legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"Toy regression: predictive std outside / inside the data = "
-                 f"{figures['std_ratio']:.1f}")  # fmt: skip
+    ratio = numbers["figures"]["std_ratio"]
+    fig.suptitle(f"Toy regression: predictive std outside / inside the data = {ratio:.1f}")
     fig.tight_layout()
-    picture = say.path("regression.png")
-    fig.savefig(picture, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
+
+def _draw_loss(plt: Any, history: dict[str, Any], path: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(history.loss, label="loss f")
-    ax.plot(history.nll, label="-log P(D|w)")
-    ax.plot(history.complexity, label="complexity: sum_i pi_i (log q - log P(w))")
+    ax.plot(history["loss"], label="loss f")
+    ax.plot(history["nll"], label="-log P(D|w)")
+    ax.plot(history["complexity"], label="complexity: sum_i pi_i (log q - log P(w))")
     ax.set_yscale("symlog")
     ax.set_xlabel("epoch")
     ax.set_ylabel("per epoch (sum over minibatches)")
     ax.set_title("Training: the loss and its parts")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(say.path("regression_loss.png"), dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    say(f"\nPictures: {picture}, {say.path('regression_loss.png')}")
+    return path
+
+
+def report_text(numbers: dict[str, Any], pictures: list[str], template: Template) -> str:
+    """The report: templates/regression.txt filled with the numbers."""
+    figures = {k: v for k, v in numbers["figures"].items() if k != "final_loss"}
+    picture, loss_picture = pictures
+    return template.fill(
+        "report",
+        {
+            "n_points": numbers["n_points"],
+            "noise_variance": NOISE_VARIANCE,
+            "sizes": SIZES,
+            "epochs": numbers["epochs"],
+            **figures,
+            "picture": picture,
+            "loss_picture": loss_picture,
+        },
+    )
+
+
+def run(
+    out: str = "out/regression",
+    epochs: int = 1000,
+    n_points: int = 500,
+    seed: int = 0,
+    echo: Any = print,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train both networks, write regression.png and report.txt, return the figures."""
+    plt = matplotlib_pyplot()
+    say = Report(out, echo)
+    numbers = compute(epochs, n_points, seed, progress)
+    pictures = draw_pictures(plt, numbers, out)
+    say(report_text(numbers, pictures, Template.of("regression")))
     say.save()
-    return figures
+    return numbers["figures"]
 
 
 def main(argv: list[str] | None = None) -> None:
