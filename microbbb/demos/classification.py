@@ -70,6 +70,7 @@ from .common import (
     Template,
     matplotlib_pyplot,
     predict_deterministic,
+    stage,
     train_deterministic,
 )
 
@@ -208,10 +209,13 @@ def compute(
 ) -> dict[str, Any]:
     """Train, score and prune every model; return the numbers and arrays (no printing)."""
     x_train, x_test, y_train, y_test = digits_data()
+    stage(f"digits: Bayes by Backprop and the plain MLP, {epochs} epochs each", progress)
     model, digits = _digits(x_train, x_test, y_train, y_test, epochs, seed, kl_scheme, progress)
+    stage("digits: pruning by signal-to-noise ratio", progress)
     digits["pruning"] = _pruning(model, x_test, y_test)
     digits["weights"] = _weights(model)
     settings = {"epochs": epochs, "cancer_epochs": cancer_epochs, "kl_scheme": kl_scheme}
+    stage(f"breast cancer: both networks, {cancer_epochs} epochs each", progress)
     return {
         "settings": settings,
         "digits": digits,

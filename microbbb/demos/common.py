@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +36,13 @@ def matplotlib_pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def stage(text: str, enabled: bool = True) -> None:
+    """Say on stderr what a demo computes now (the report comes when everything is done)."""
+    if enabled:
+        sys.stderr.write(f"... {text}\n")
+        sys.stderr.flush()
 
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")

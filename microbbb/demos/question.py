@@ -55,7 +55,7 @@ from ..bbb import (
 from ..engine import adjoint_flow, detect_anomaly, grad, tape, tensor
 from ..optim import SGD, Adam
 from ..viz import bbb_split
-from .common import Report, Template, matplotlib_pyplot
+from .common import Report, Template, matplotlib_pyplot, stage
 
 SIZES = [3, 32, 1]
 N_OBS = 100
@@ -471,7 +471,9 @@ def compute(seed: int = 0, steps: int = 2000, progress: bool = False) -> dict[st
     rng = np.random.default_rng(seed)
     data = make_data(N_OBS, rng)
     new_data = make_data(2000, rng)
+    stage(f"part 1: training both variants, {steps} steps each", progress)
     training, models = training_numbers(seed, steps, progress, data, new_data)
+    stage("parts 2 and 3: one step's gradients, then each mistake", progress)
     return {
         "seed": seed,
         "training": training,

@@ -37,6 +37,7 @@ from .common import (
     Template,
     matplotlib_pyplot,
     predict_deterministic,
+    stage,
     train_deterministic,
 )
 
@@ -65,6 +66,7 @@ def compute(
     x_test, y_test = toy_curve(2000, rng)
     grid = np.linspace(-0.2, 1.2, 400).reshape(-1, 1)
     inside = (grid[:, 0] >= 0.0) & (grid[:, 0] <= 0.5)
+    stage(f"training Bayes by Backprop and a plain MLP, {epochs} epochs each", progress)
     model = BayesianMLP(
         SIZES, prior=GaussianPrior(1.0), seed=seed, likelihood=Gaussian(0.2, learn_sigma=True)
     )
