@@ -9,11 +9,12 @@ VJP produced it. Checking costs one ``isfinite`` per op, so it is off by default
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
-from .modes import STATE
+from .modes import CLOCK, ON_FORWARD
 from .tape import Primitive, Record
 from .tensor import Tensor
 
@@ -32,29 +33,30 @@ class AnomalyError(FloatingPointError):
         self.phase = phase
 
 
-class _Mode:
-    start: int | None = None  # the record clock when detect_anomaly() began; None: off
-
-
-_MODE = _Mode()
+# the record clock when this thread's detect_anomaly() began; None: anomaly mode is off
+START: ContextVar[int | None] = ContextVar("anomaly_start", default=None)
 
 
 class detect_anomaly:
-    """Context manager: raise ``AnomalyError`` at the first NaN or inf an op produces."""
+    """Context manager: raise ``AnomalyError`` at the first NaN or inf an op produces (in
+    this thread)."""
+
+    def __init__(self) -> None:
+        self.tokens: list = []
 
     def __enter__(self) -> detect_anomaly:
-        self.previous = (_MODE.start, STATE.on_forward)
-        _MODE.start = STATE.clock
-        STATE.on_forward = (check_forward,)
+        self.tokens.append((START.set(next(CLOCK)), ON_FORWARD.set((check_forward,))))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _MODE.start, STATE.on_forward = self.previous
+        start, hooks = self.tokens.pop()
+        ON_FORWARD.reset(hooks)
+        START.reset(start)
 
 
 def is_enabled() -> bool:
-    """True inside ``detect_anomaly()``."""
-    return _MODE.start is not None
+    """True inside ``detect_anomaly()`` (in this thread)."""
+    return START.get() is not None
 
 
 def describe(value: Any) -> str:
@@ -75,7 +77,8 @@ def describe(value: Any) -> str:
 
 
 def _position(record: Record | None) -> int | None:
-    return None if record is None or _MODE.start is None else record.index - _MODE.start
+    start = START.get()
+    return None if record is None or start is None else record.index - start
 
 
 def _where(record: Record | None) -> str:

@@ -1,54 +1,69 @@
 """Grad mode and scopes: whether ops are recorded, and under which group name.
 
 ``no_grad()`` switches recording off (inference, optimiser updates), ``enable_grad()`` back
-on; ``scope("layer1")`` names the ops recorded inside it, for drawings. A ``Cut`` remembers
-where ``no_grad`` or ``detach()`` cut a tensor from its graph. ``STATE`` also counts the
-records ever made (each record's position) and holds the hooks that run after every op
-(anomaly mode's check).
+on; both work as ``with`` blocks and as decorators. ``scope("layer1")`` names the ops
+recorded inside it, for drawings. A ``Cut`` remembers where ``no_grad`` or ``detach()`` cut
+a tensor from its graph.
+
+Modes belong to the thread (and asyncio task) that sets them, as in PyTorch: each is a
+``contextvars.ContextVar``, so a ``no_grad`` block or a running backward in one thread
+changes nothing in another, and a new thread starts with grad mode on. ``ON_FORWARD`` holds
+the hooks that run after every op (anomaly mode's check); ``CLOCK`` numbers the records of
+all threads in the order they are made.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+import itertools
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, NamedTuple
+
+GRAD_ENABLED: ContextVar[bool] = ContextVar("grad_enabled", default=True)
+SCOPES: ContextVar[tuple[str, ...]] = ContextVar("scopes", default=())  # innermost last
+ON_FORWARD: ContextVar[tuple] = ContextVar("on_forward", default=())  # hook(op, ins, out, rec)
+CLOCK = itertools.count(1)  # next(CLOCK): a record's position in recording order
 
 
-class _State:
-    """Process-wide switches and counters."""
+class _Setting:
+    """Set a context variable for a ``with`` block or a decorated function."""
 
-    grad_enabled = True
-    clock = 0  # how many records were ever made: gives each its position in order
-    on_forward: tuple = ()  # called after every op as hook(op, inputs, out, record)
-    scopes: list[str] = []  # the active scope() names, innermost last
-
-
-STATE = _State()
-
-
-class _GradMode:
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, variable: ContextVar, value: Any):
+        self.variable, self.value, self.tokens = variable, value, []
 
     def __enter__(self) -> None:
-        self.previous = STATE.grad_enabled
-        STATE.grad_enabled = self.enabled
+        self.tokens.append(self.variable.set(self.value))
 
     def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self.previous
+        self.variable.reset(self.tokens.pop())
+
+    def __call__(self, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            with _Setting(self.variable, self.value):
+                return function(*args, **kwargs)
+
+        return wrapped
 
 
-def no_grad() -> _GradMode:
-    """Context manager: ops inside it record nothing and their outputs need no grad."""
-    return _GradMode(False)
+def no_grad(function: Callable | None = None) -> Any:
+    """Ops inside record nothing and their outputs need no grad: ``with no_grad():``,
+    ``@no_grad()`` or ``@no_grad`` on a function."""
+    setting = _Setting(GRAD_ENABLED, False)
+    return setting if function is None else setting(function)
 
 
-def enable_grad() -> _GradMode:
-    """Context manager: switch recording back on (inside a ``no_grad`` block)."""
-    return _GradMode(True)
+def enable_grad(function: Callable | None = None) -> Any:
+    """Switch recording back on (inside a ``no_grad`` block); a ``with`` block or a
+    decorator, as ``no_grad``."""
+    setting = _Setting(GRAD_ENABLED, True)
+    return setting if function is None else setting(function)
 
 
 def is_grad_enabled() -> bool:
-    """True when ops on tensors that require grad are being recorded."""
-    return STATE.grad_enabled
+    """True when ops on tensors that require grad are being recorded (in this thread)."""
+    return GRAD_ENABLED.get()
 
 
 class scope:
@@ -59,14 +74,15 @@ class scope:
     """
 
     def __init__(self, name: str):
-        self.name = name
+        self.name, self.tokens = name, []
 
     def __enter__(self) -> None:
-        scopes = STATE.scopes
-        scopes.append(f"{scopes[-1]}/{self.name}" if scopes else self.name)
+        scopes = SCOPES.get()
+        name = f"{scopes[-1]}/{self.name}" if scopes else self.name
+        self.tokens.append(SCOPES.set((*scopes, name)))
 
     def __exit__(self, *exc: object) -> None:
-        STATE.scopes.pop()
+        SCOPES.reset(self.tokens.pop())
 
 
 class Cut(NamedTuple):

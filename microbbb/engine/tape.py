@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .kernels import ShapeError, shape_error
-from .modes import STATE, Cut
+from .modes import CLOCK, GRAD_ENABLED, ON_FORWARD, SCOPES, Cut
 from .tensor import Tensor, check_dtype
 
 
@@ -37,8 +37,8 @@ class Record:
     def __init__(self, op: Primitive, inputs: tuple, params: dict, out: np.ndarray):
         self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
         self.params, self.out = params, out
-        self.index = STATE.clock = STATE.clock + 1
-        scopes = STATE.scopes
+        self.index = next(CLOCK)
+        scopes = SCOPES.get()
         self.scope = scopes[-1] if scopes else None
 
     def __repr__(self) -> str:
@@ -79,7 +79,7 @@ class Primitive:
             raise shape_error(self.name, [t.shape for t in tensors], params, error) from error
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        record, recording, on_forward = None, STATE.grad_enabled, STATE.on_forward
+        record, recording, on_forward = None, GRAD_ENABLED.get(), ON_FORWARD.get()
         if recording:
             for t in tensors:
                 if t.requires_grad:
@@ -97,16 +97,28 @@ class Primitive:
 
 
 def _as_tensors(inputs: tuple) -> tuple:
-    """Inputs as tensors: numbers and arrays become constants of the first tensor's dtype."""
+    """Inputs as tensors: numbers and arrays become constants of the first tensor's dtype,
+    holding their own copy (a later change to the caller's array cannot reach the graph)."""
     dtype = next((a.data.dtype for a in inputs if isinstance(a, Tensor)), np.float64)
     tensors = []
     for a in inputs:
         if not isinstance(a, Tensor):
+            if isinstance(a, (list, tuple)) and _holds_tensor(a):
+                raise TypeError(
+                    "a list of tensors is not a tensor (as a constant it would carry no"
+                    " gradient): stack it first, mb.stack([...]), or concatenate it."
+                )
             array = np.asarray(a)
             check_dtype(array.dtype)
-            a = Tensor.wrap(array.astype(dtype, copy=False))
+            a = Tensor.wrap(np.array(array, dtype=dtype))
         tensors.append(a)
     return tuple(tensors)
+
+
+def _holds_tensor(items: list | tuple) -> bool:
+    return any(
+        isinstance(a, Tensor) or isinstance(a, (list, tuple)) and _holds_tensor(a) for a in items
+    )
 
 
 def reachable(root: Tensor) -> list[Record]:

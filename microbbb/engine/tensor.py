@@ -10,16 +10,15 @@ end, the engine's one import cycle.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .methods import comparison, elementwise, number, operator, reduction
 from .modes import Cut
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaves that asked for retain_grad()
-OPS: dict[str, Any] = {}  # the primitives by name, for the methods below (filled at the end)
 
 
 def check_dtype(dtype: np.dtype) -> None:
@@ -32,52 +31,17 @@ def check_dtype(dtype: np.dtype) -> None:
         )
 
 
-def _operator(name: str, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
-    """``a <op> b`` as a call of the primitive ``name`` (``b <op> a`` when reflected)."""
-    if reflected:
-        return lambda self, other: OPS[name](other, self)
-    return lambda self, other: OPS[name](self, other)
-
-
-def _comparison(compare: Callable) -> Callable[[Tensor, Any], np.ndarray]:
-    """``a < b`` and friends: a boolean numpy array of the values, not a tensor."""
-    return lambda self, other: compare(
-        self.data, other.data if isinstance(other, Tensor) else other
-    )
-
-
-def _reduction(name: str, what: str) -> Callable[..., Tensor]:
-    """The method ``x.<name>(axis=None, keepdims=False)``: the primitive ``name``."""
-
-    def method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return OPS[name](self, axis=axis, keepdims=keepdims)
-
-    method.__name__, method.__doc__ = name, f"{what} over ``axis`` (all axes when None)."
-    return method
-
-
-def _elementwise(name: str, what: str) -> Callable[[Tensor], Tensor]:
-    """The method ``x.<name>()``: the primitive ``name``, elementwise."""
-
-    def method(self: Tensor) -> Tensor:
-        return OPS[name](self)
-
-    method.__name__, method.__doc__ = name, f"Elementwise {what}."
-    return method
-
-
 class Tensor:
     """A numpy array that remembers how it was computed, for reverse-mode autodiff.
 
     ``grad`` is a numpy array of ``data``'s shape, or None; after
     ``backward(create_graph=True)`` a Tensor. ``cut`` says where ``detach``/``no_grad``
-    cut this tensor from a graph (drawings show it). Comparisons (``<``, ``>``, ...) give
-    boolean numpy arrays: they are not differentiable. ``==`` is identity, as for any
-    Python object, so tensors can be dictionary keys.
+    cut this tensor from a graph (drawings show it). Comparisons (``<``, ``==``, ...) give
+    boolean numpy arrays: they are not differentiable. Tensors hash by identity, so they
+    can be dictionary keys (as in PyTorch). Python's and numpy's protocols: methods.py.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "record", "cut", "__weakref__")
-    __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__
 
     def __init__(
         self, data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None
@@ -159,15 +123,27 @@ class Tensor:
         return t
 
     # --- operators and methods: each calls an op of the derivative table ------------------
-    __add__, __radd__ = _operator("add"), _operator("add", reflected=True)
-    __sub__, __rsub__ = _operator("sub"), _operator("sub", reflected=True)
-    __mul__, __rmul__ = _operator("mul"), _operator("mul", reflected=True)
-    __truediv__, __rtruediv__ = _operator("div"), _operator("div", reflected=True)
-    __pow__, __rpow__ = _operator("pow"), _operator("pow", reflected=True)
-    __matmul__, __rmatmul__ = _operator("matmul"), _operator("matmul", reflected=True)
+    __add__, __radd__ = operator("add"), operator("add", reflected=True)
+    __sub__, __rsub__ = operator("sub"), operator("sub", reflected=True)
+    __mul__, __rmul__ = operator("mul"), operator("mul", reflected=True)
+    __truediv__, __rtruediv__ = operator("div"), operator("div", reflected=True)
+    __pow__, __rpow__ = operator("pow"), operator("pow", reflected=True)
+    __matmul__, __rmatmul__ = operator("matmul"), operator("matmul", reflected=True)
 
-    __lt__, __le__ = _comparison(np.less), _comparison(np.less_equal)  # not differentiable
-    __gt__, __ge__ = _comparison(np.greater), _comparison(np.greater_equal)
+    __lt__, __le__ = comparison(np.less), comparison(np.less_equal)  # not differentiable
+    __gt__, __ge__ = comparison(np.greater), comparison(np.greater_equal)
+    __eq__, __ne__ = comparison(np.equal), comparison(np.not_equal)
+    __hash__ = object.__hash__  # elementwise ==, yet dictionary keys by identity (as torch)
+    __float__, __int__ = number(float), number(int)
+
+    def __bool__(self) -> bool:
+        return methods.truth(self)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return methods.array_ufunc(ufunc, method, *inputs, **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return methods.array_function(func, args, kwargs)
 
     def __neg__(self) -> Tensor:
         return P.neg(self)
@@ -175,9 +151,9 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return P.getitem(self, index)
 
-    sum = _reduction("sum", "Sum")
-    mean = _reduction("mean", "Mean")
-    max = _reduction("max", "Maximum (tied maxima share the gradient equally)")
+    sum = reduction("sum", "Sum")
+    mean = reduction("mean", "Mean")
+    max = reduction("max", "Maximum (tied maxima share the gradient equally)")
 
     def reshape(self, *shape: Any) -> Tensor:
         """Same data, new shape (``reshape(2, 3)`` or ``reshape((2, 3))``)."""
@@ -195,17 +171,17 @@ class Tensor:
         """Clamp values to [low, high]; no gradient flows where a value was clamped."""
         return P.clip(self, low=low, high=high)
 
-    exp = _elementwise("exp", "e**x")
-    log = _elementwise("log", "the natural logarithm")
-    log1p = _elementwise("log1p", "log(1 + x), accurate for small x")
-    sqrt = _elementwise("sqrt", "the square root")
-    abs = _elementwise("abs", "|x| (gradient 0 at x = 0)")
-    sin = _elementwise("sin", "the sine")
-    cos = _elementwise("cos", "the cosine")
-    tanh = _elementwise("tanh", "the hyperbolic tangent")
-    sigmoid = _elementwise("sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
-    relu = _elementwise("relu", "max(x, 0) (gradient 0 at x = 0)")
-    softplus = _elementwise("softplus", "log(1 + exp(x)), stable for large |x|")
+    exp = elementwise("exp", "e**x")
+    log = elementwise("log", "the natural logarithm")
+    log1p = elementwise("log1p", "log(1 + x), accurate for small x")
+    sqrt = elementwise("sqrt", "the square root")
+    abs = elementwise("abs", "|x| (gradient 0 at x = 0)")
+    sin = elementwise("sin", "the sine")
+    cos = elementwise("cos", "the cosine")
+    tanh = elementwise("tanh", "the hyperbolic tangent")
+    sigmoid = elementwise("sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
+    relu = elementwise("relu", "max(x, 0) (gradient 0 at x = 0)")
+    softplus = elementwise("softplus", "log(1 + exp(x)), stable for large |x|")
 
 
 def tensor(
@@ -232,7 +208,8 @@ def from_numpy(array: np.ndarray, name: str | None = None) -> Tensor:
 
 # Tensor's operators and methods are the ops and the backward defined in these modules, which
 # import Tensor: imported last, this is the engine's one (documented) import cycle.
-from . import gradients  # noqa: E402
+from . import gradients, methods  # noqa: E402
 from . import primitives as P  # noqa: E402
 
-OPS.update((op.name, op) for op in P.PRIMITIVES)
+methods.OPS.update((op.name, op) for op in P.PRIMITIVES)
+methods.OPS.update(getitem=P.getitem, where=P.where, concatenate=P.concatenate, stack=P.stack)
