@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -381,6 +382,13 @@ SPECS: dict[str, Spec] = {
         (real,),
         SCATTER_CASES,
     ),
+    "astype": Spec(  # the sweep runs one dtype at a time: a cast to the same dtype here;
+        # float32 <-> float64 in test_astype_changes_precision_and_casts_the_gradient_back
+        lambda x, dtype: PRIM["astype"](x, dtype=x.dtype),
+        lambda x, dtype: x.to(x.dtype),
+        (real,),
+        [Case((s,), {"dtype": np.float64}, "same") for s in UNARY_SHAPES],
+    ),
     "concatenate": Spec(
         lambda *xs, axis: mb.concatenate(list(xs), axis=axis),
         lambda *xs, axis: torch.cat(xs, dim=axis),
@@ -529,6 +537,64 @@ def test_pow_gradient_of_the_exponent_at_base_zero():
             lambda y: torch.from_numpy(base) ** y,
             [np.array([0.5, 1.0, 2.0, 3.0])],
         )
+
+
+def test_astype_changes_precision_and_casts_the_gradient_back():
+    x = mb.tensor([1.0, 1.0 + 2**-30], requires_grad=True)  # the second rounds to 1 in float32
+    y = PRIM["astype"](x, dtype=np.float32)
+    assert y.dtype == np.float32 and y.data.tolist() == [1.0, 1.0]
+    (y * mb.tensor([2.0, 3.0], dtype=np.float32)).sum().backward()
+    assert x.grad.dtype == np.float64 and x.grad.tolist() == [2.0, 3.0]
+
+
+def test_pow_second_derivatives_at_zero_are_finite_and_right():
+    # x**0 = 1 for every x: every derivative is 0, also at x = 0 (the masked branch must
+    # not compute 0**-1); 0**y = 0 for y > 0: d/dy and d2/dy2 are 0 there (not 0 * log 0)
+    x = mb.tensor([0.0, 2.0], requires_grad=True)
+    (g,) = mb.grad((x**0.0).sum(), x, create_graph=True)
+    (h,) = mb.grad(g.sum(), x)
+    assert g.data.tolist() == [0.0, 0.0] and h.data.tolist() == [0.0, 0.0]
+    y = mb.tensor([0.5, 2.0, 3.0], requires_grad=True)
+    (g,) = mb.grad((mb.tensor(np.zeros(3)) ** y).sum(), y, create_graph=True)
+    (h,) = mb.grad(g.sum(), y)
+    assert g.data.tolist() == [0.0, 0.0, 0.0] and h.data.tolist() == [0.0, 0.0, 0.0]
+    # and where the derivatives are not 0, they stay torch's: d2/dx2 x**3 = 6x
+    x = mb.tensor([0.0, 1.5], requires_grad=True)
+    (g,) = mb.grad((x**3.0).sum(), x, create_graph=True)
+    (h,) = mb.grad(g.sum(), x)
+    close(h.data, [0.0, 9.0])
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((0, 3), 1), ((0, 3), 0), ((0, 3), None), ((2, 0), 1), ((2, 0), 0)]
+)
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_reductions_over_empty_axes_match_numpy(name, shape, axis):
+    # numpy's semantics: a sum over nothing is 0, a mean over nothing NaN, an empty result
+    # stays empty; the gradient has the input's (empty or not) shape
+    x = mb.tensor(np.ones(shape), requires_grad=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = getattr(np, name)(np.ones(shape), axis=axis)
+        out = getattr(mb, name)(x, axis=axis)
+    np.testing.assert_array_equal(out.data, expected)
+    out.sum().backward()
+    assert x.grad.shape == shape
+
+
+def test_concatenate_vjp_reads_only_its_own_input():
+    # the VJP of input i needs the bounds of its slice, not the other inputs: so the
+    # backward of n inputs is linear in n (it was quadratic: each VJP summed the shapes of
+    # all inputs before it)
+    xs = [mb.tensor(np.full(k + 1, float(k)), requires_grad=True) for k in range(5)]
+    out = mb.concatenate(xs)
+    g = np.arange(out.size, dtype=float)
+    vjp = out.record.op.vjps[3]
+    others = [None] * 5  # the VJP must not look at them
+    others[3] = xs[3].data
+    np.testing.assert_array_equal(
+        vjp(mb.engine.extend.NUMPY, g, out.data, *others, **out.record.params), g[6:10]
+    )
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -736,6 +802,7 @@ FORMULA_FUNCTIONS = {
     "broadcast_to": np.broadcast_to,
     "sum_to": mb.engine.kernels.sum_to,
     "scatter_add": mb.engine.kernels.scatter_add,
+    "astype": lambda a, dtype: np.asarray(a).astype(dtype),
 }
 
 

@@ -195,3 +195,15 @@ def test_an_array_given_to_an_op_is_copied():
     a[...] = 100.0  # the caller changes its array after the forward
     y.backward()
     close(x.grad, [1.0, 2.0])
+
+
+def test_create_graph_gradients_keep_each_leafs_dtype():
+    a = mb.tensor([1.0, 2.0], requires_grad=True, dtype=np.float32)
+    b = mb.tensor([3.0, 4.0], requires_grad=True)  # float64: a * b is float64
+    (ga, gb) = mb.grad((a * b).sum(), [a, b], create_graph=True)
+    assert ga.dtype == np.float32 and gb.dtype == np.float64
+    close(ga.data, [3.0, 4.0])
+    (a * b).sum().backward(create_graph=True)
+    assert a.grad.dtype == np.float32
+    (h,) = mb.grad((ga * ga).sum(), b)  # the cast is differentiable: d/db sum(b^2) = 2b
+    close(h.data, [6.0, 8.0])

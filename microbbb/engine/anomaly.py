@@ -9,11 +9,11 @@ VJP produced it. Checking costs one ``isfinite`` per op, so it is off by default
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
+from .modes import ANOMALY_START as START
 from .modes import CLOCK, ON_FORWARD
 from .tape import Primitive, Record
 from .tensor import Tensor
@@ -31,10 +31,6 @@ class AnomalyError(FloatingPointError):
         self.op = op
         self.position = position
         self.phase = phase
-
-
-# the record clock when this thread's detect_anomaly() began; None: anomaly mode is off
-START: ContextVar[int | None] = ContextVar("anomaly_start", default=None)
 
 
 class detect_anomaly:

@@ -154,8 +154,11 @@ def keepdims_shape(shape: tuple, axis: Any) -> tuple:
 
 
 def reduced_size(shape: tuple, axis: Any) -> int:
-    """How many elements a reduction over ``axis`` adds up into each result."""
-    return math.prod(shape) // math.prod(keepdims_shape(shape, axis))
+    """How many elements a reduction over ``axis`` adds up into each result (0 for an empty
+    axis: the mean over nothing is then NaN, as in numpy)."""
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in (axis if isinstance(axis, tuple) else (axis,)))
 
 
 def sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:

@@ -21,8 +21,10 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 GRAD_ENABLED: ContextVar[bool] = ContextVar("grad_enabled", default=True)
-SCOPES: ContextVar[tuple[str, ...]] = ContextVar("scopes", default=())  # innermost last
+SCOPE: ContextVar[str | None] = ContextVar("scope", default=None)  # "outer/inner" or None
 ON_FORWARD: ContextVar[tuple] = ContextVar("on_forward", default=())  # hook(op, ins, out, rec)
+# the record clock when detect_anomaly() began in this thread; None: anomaly mode is off
+ANOMALY_START: ContextVar[int | None] = ContextVar("anomaly_start", default=None)
 CLOCK = itertools.count(1)  # next(CLOCK): a record's position in recording order
 
 
@@ -77,12 +79,11 @@ class scope:
         self.name, self.tokens = name, []
 
     def __enter__(self) -> None:
-        scopes = SCOPES.get()
-        name = f"{scopes[-1]}/{self.name}" if scopes else self.name
-        self.tokens.append(SCOPES.set((*scopes, name)))
+        outer = SCOPE.get()
+        self.tokens.append(SCOPE.set(f"{outer}/{self.name}" if outer else self.name))
 
     def __exit__(self, *exc: object) -> None:
-        SCOPES.reset(self.tokens.pop())
+        SCOPE.reset(self.tokens.pop())
 
 
 class Cut(NamedTuple):

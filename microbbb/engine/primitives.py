@@ -16,7 +16,7 @@ helpers (``xp.sign``, ``xp.equal``) are used. Forwards longer than a numpy call 
 
 from __future__ import annotations
 
-import builtins
+import itertools
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -58,9 +58,9 @@ div = Primitive("div", np.divide,
     [lambda xp, g, out, x, y: g / y,
      lambda xp, g, out, x, y: -g * out / y],
     rules=("g / y", "-g * out / y"))
-pow = Primitive("pow", np.power,  # the masks give 0 where 0 * inf would give NaN
-    [lambda xp, g, out, x, y: zero_where(xp, g * y * x ** (y - 1), xp.equal(y, 0)),
-     lambda xp, g, out, x, y: zero_where(xp, g * out * xp.log(x), zero_base(x, y))],
+pow = Primitive("pow", np.power,  # the masked places get 0, and a base of 1 (see pow_vjp_x)
+    [lambda xp, g, out, x, y: pow_vjp_x(xp, g, x, y),
+     lambda xp, g, out, x, y: pow_vjp_y(xp, g, out, x, y)],
     rules=("g * y * x**(y-1) (0 where y = 0)", "g * out * log(x) (0 where x = 0, y >= 0)"))
 logaddexp = Primitive("logaddexp", np.logaddexp,
     [lambda xp, g, out, x, y: g * xp.exp(x - out),
@@ -168,8 +168,11 @@ _getitem = Primitive("getitem", lambda x, index: x[index],
 scatter_add = Primitive("scatter_add", kernels.scatter_add,
     [lambda xp, g, out, x, index, shape: xp.getitem(g, index=index)],
     rules=("g[index]",))
-_concatenate = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
-    EachInput(lambda i, xp, g, out, *xs, axis: concatenate_vjp(i, xp, g, xs, axis)),
+astype = Primitive("astype", lambda x, dtype: x.astype(dtype),
+    [lambda xp, g, out, x, dtype: xp.astype(g, dtype=x.dtype)],
+    rules=("astype(g, x.dtype)",))
+_concatenate = Primitive("concatenate", lambda *xs, axis, bounds: np.concatenate(xs, axis=axis),
+    EachInput(lambda i, xp, g, out, *xs, axis, bounds: concatenate_vjp(i, xp, g, axis, bounds)),
     rules=("g[the slice of input i]",))
 # fmt: on
 
@@ -189,10 +192,19 @@ def zero_where(xp: Any, value: Any, mask: np.ndarray) -> Any:
     return xp.where(0.0, value, cond=mask)
 
 
-def zero_base(x: Any, y: Any) -> np.ndarray:
-    """Where x ** y has d/dy = 0 although log x is -inf: x = 0 and y >= 0."""
-    x, y = data(x), data(y)
-    return (x == 0) & (y >= 0)
+def pow_vjp_x(xp: Any, g: Any, x: Any, y: Any) -> Any:
+    """g * y * x**(y-1), and 0 where y = 0 (x**0 = 1 is constant). There the base is set to
+    1 first, so that no 0**-1 = inf is computed: it would give 0 * inf = NaN in the second
+    derivative, even masked."""
+    mask = xp.equal(y, 0)
+    return zero_where(xp, g * y * xp.where(1.0, x, cond=mask) ** (y - 1), mask)
+
+
+def pow_vjp_y(xp: Any, g: Any, out: Any, x: Any, y: Any) -> Any:
+    """g * out * log(x), and 0 where x = 0 and y >= 0 (0**y is constant in y there), where
+    the base is set to 1 first (log 1 = 0), so that no 0 * log 0 = NaN is computed."""
+    mask = (data(x) == 0) & (data(y) >= 0)
+    return zero_where(xp, g * out * xp.log(xp.where(1.0, x, cond=mask)), mask)
 
 
 def inside(x: Any, low: Any, high: Any) -> np.ndarray:
@@ -277,11 +289,10 @@ def mixture_vjp(xp: Any, g: Any, out: Any, w: Any, pi: float, sigma1: float, sig
     return -g * w * (xp.exp(wide) + xp.exp(narrow))
 
 
-def concatenate_vjp(i: int, xp: Any, g: Any, xs: Sequence[Any], axis: int) -> Any:
-    """The slice of g that input i filled."""
-    axis = axis % g.ndim
-    start = builtins.sum(x.shape[axis] for x in xs[:i])
-    index = (slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),)
+def concatenate_vjp(i: int, xp: Any, g: Any, axis: int, bounds: tuple) -> Any:
+    """The slice of g that input i filled: ``bounds[i]:bounds[i + 1]`` along ``axis`` (the
+    bounds are computed once, when recording, so each input's VJP costs the same)."""
+    index = (slice(None),) * (axis % g.ndim) + (slice(bounds[i], bounds[i + 1]),)
     return xp.getitem(g, index=index)
 
 
@@ -331,7 +342,9 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
     ndim = np.ndim(data(tensors[0]))
-    return _concatenate(*tensors, axis=axis % ndim if ndim else axis)
+    axis = axis % ndim if ndim else axis
+    sizes = [np.shape(data(t))[axis] if np.ndim(data(t)) > axis else 0 for t in tensors]
+    return _concatenate(*tensors, axis=axis, bounds=tuple(itertools.accumulate(sizes, initial=0)))
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import nonfinite
 from .gradients import accumulate
 from .kernels import ShapeError
 from .primitives import NUMPY
@@ -74,7 +75,12 @@ class TapeProgram:
                         f" but the program was recorded with {shape}. Record a new program for"
                         " the new shape."
                     )
-        self._run()
+        nonfinite.ensure_filter()
+        try:
+            self._run()
+        except RuntimeWarning:  # numpy's floating-point warning: run again, quietly
+            nonfinite.quietly(self._run)  # (.grad is written only at the end of a run)
+            nonfinite.warn("(a recorded op)", "run")
 
     def __repr__(self) -> str:
         vjps = self.source.count("_bar = ")
@@ -89,6 +95,7 @@ class _Writer:
         self.position = {r: k for k, r in enumerate(records)}
         self.leaf_index: dict[Tensor, int] = {}
         self.names: dict[str, Any] = {"np": np, "pull_back": pull_back, "accumulate": accumulate}
+        self.names["__name__"] = "microbbb.engine.program.run"  # whose warnings the engine owns
 
     def value(self, t: Tensor) -> str:
         """The local name of a tensor's value: v<k> for record k's output, l<j> for a leaf."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import nonfinite
 from .modes import enable_grad, no_grad
 from .primitives import GRAPH, NUMPY
 from .tape import Record, reachable
@@ -19,19 +20,23 @@ from .tensor import Tensor
 
 
 def pull_back(
-    record: Record, i: int, g: Any, out: Any, args: Sequence, xp: Any = NUMPY, cast: bool = True
+    record: Record, i: int, g: Any, out: Any, args: Sequence, xp: Any = NUMPY
 ) -> tuple[Any, bool]:
     """Input ``i``'s share of ``record``'s output adjoint ``g``: its VJP at (``out``,
-    ``args``), summed back to the input's shape if broadcasting widened it
-    ("unbroadcast"), and cast to the input's dtype (unless ``cast`` is False).
-    Returns the share and whether it had to be summed."""
-    vjp, params, x = record.op.vjps[i], record.params, record.inputs[i].data
-    share = vjp(xp, g, out, *args, **params) if params else vjp(xp, g, out, *args)
+    ``args``), summed back to the shape of ``args[i]`` if broadcasting widened it
+    ("unbroadcast"), and cast to its dtype. Returns the share and whether it was summed.
+    numpy's floating-point warnings become one microbbb warning (see ``nonfinite.py``)."""
+    vjp, params, x = record.op.vjps[i], record.params, args[i]
+    try:
+        share = vjp(xp, g, out, *args, **params) if params else vjp(xp, g, out, *args)
+    except RuntimeWarning:
+        share = nonfinite.quietly(vjp, xp, g, out, *args, **params)
+        nonfinite.warn(record.op.name, "backward")
     summed = share.shape != x.shape
     if summed:
         share = xp.sum_to(share, shape=x.shape)
-    if cast and share.dtype != x.dtype:
-        share = share.astype(x.dtype)
+    if share.dtype != x.dtype:
+        share = xp.astype(share, dtype=x.dtype)
     return share, summed
 
 
@@ -49,7 +54,8 @@ def reverse_sweep(
     ``create_graph=True`` the VJPs run on tensors (``xp`` = the primitives), so the
     adjoints are recorded and can be differentiated again.
     """
-    xp, cast = (GRAPH, False) if create_graph else (NUMPY, True)
+    xp = GRAPH if create_graph else NUMPY
+    nonfinite.ensure_filter()
     adjoint: dict[Record, Any] = {root.record: seed}
     leaves: dict[Tensor, Any] = {}
     with enable_grad() if create_graph else no_grad():
@@ -67,7 +73,7 @@ def reverse_sweep(
             for i, t in enumerate(r.inputs):
                 if not t.requires_grad:
                     continue
-                share, summed = pull_back(r, i, g, out, args, xp, cast)
+                share, summed = pull_back(r, i, g, out, args, xp)
                 if on_edge:
                     for hook in on_edge:
                         hook(r, i, g, share, summed)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from . import nonfinite
 from .kernels import ShapeError, shape_error
-from .modes import CLOCK, GRAD_ENABLED, ON_FORWARD, SCOPES, Cut
+from .modes import CLOCK, GRAD_ENABLED, ON_FORWARD, SCOPE, Cut
 from .tensor import Tensor, check_dtype
 
 
@@ -37,9 +38,7 @@ class Record:
     def __init__(self, op: Primitive, inputs: tuple, params: dict, out: np.ndarray):
         self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
         self.params, self.out = params, out
-        self.index = next(CLOCK)
-        scopes = SCOPES.get()
-        self.scope = scopes[-1] if scopes else None
+        self.index, self.scope = next(CLOCK), SCOPE.get()
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(t.shape) for t in self.inputs)
@@ -71,12 +70,17 @@ class Primitive:
             if type(a) is not Tensor and not isinstance(a, Tensor):  # numbers and arrays
                 tensors = _as_tensors(inputs)  # become constants
                 break
+        values = [t.data for t in tensors]
+        nonfinite.ensure_filter()
         try:
-            out = self.forward(*[t.data for t in tensors], **params)
+            out = self.forward(*values, **params)
         except ShapeError:
             raise
         except ValueError as error:
             raise shape_error(self.name, [t.shape for t in tensors], params, error) from error
+        except RuntimeWarning:  # numpy's floating-point warning, an error in the engine
+            out = nonfinite.quietly(self.forward, *values, **params)
+            nonfinite.warn(self.name, "forward")
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         record, recording, on_forward = None, GRAD_ENABLED.get(), ON_FORWARD.get()

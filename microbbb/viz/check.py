@@ -92,7 +92,7 @@ def _directional(
     """<VJP_i(g), u>, its central difference, and the rounding error of that difference."""
     op, params = record.op, record.params
     out = op.forward(*values, **params)
-    vjp, _ = pull_back(record, i, g, out, values, cast=False)  # in float64, as the values
+    vjp, _ = pull_back(record, i, g, out, values)  # in float64, as the values
 
     def along(step: float) -> float:
         shifted = list(values)

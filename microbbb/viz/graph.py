@@ -248,7 +248,7 @@ def _inlined(node: TensorNode) -> bool:
 def _op_label(graph: Graph, record: Record) -> str:
     names = input_names(record.op, len(record.inputs))
     lines = [record.op.name]
-    params = {k: v for k, v in record.params.items() if k not in ("cond", "index")}
+    params = {k: v for k, v in record.params.items() if k not in ("cond", "index", "bounds")}
     if params:
         lines[0] += "(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
     for i, t in enumerate(record.inputs):

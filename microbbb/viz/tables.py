@@ -118,7 +118,7 @@ def _expression(graph: Graph, names: dict, record: Record) -> str:
         return f"{args[0]} {SYMBOLS[op]} {args[1]}"
     if op == "neg":
         return f"-{args[0]}"
-    params = [f"{k}={v!r}" for k, v in record.params.items() if k != "cond"]
+    params = [f"{k}={v!r}" for k, v in record.params.items() if k not in ("cond", "bounds")]
     return f"{op}({', '.join(args + params)})"
 
 
