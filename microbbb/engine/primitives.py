@@ -30,13 +30,15 @@ from .tensor import Tensor
 
 
 class EachInput:
-    """The VJPs of an op with any number of inputs: ``vjps[i]`` calls ``vjp(i, ...)``."""
+    """The VJPs of an op with any number of inputs, from one function
+    ``vjp(i, xp, g, out, x_i, **params)`` that sees its own input only (so a backward
+    through n inputs costs O(n), not O(n^2)). ``vjps[i]`` takes the usual arguments."""
 
     def __init__(self, vjp: Callable):
         self.vjp = vjp
 
     def __getitem__(self, i: int) -> Callable:
-        return lambda *args, **params: self.vjp(i, *args, **params)
+        return lambda xp, g, out, *xs, **params: self.vjp(i, xp, g, out, xs[i], **params)
 
 
 # fmt: off
@@ -172,7 +174,7 @@ astype = Primitive("astype", lambda x, dtype: x.astype(dtype),
     [lambda xp, g, out, x, dtype: xp.astype(g, dtype=x.dtype)],
     rules=("astype(g, x.dtype)",))
 _concatenate = Primitive("concatenate", lambda *xs, axis, bounds: np.concatenate(xs, axis=axis),
-    EachInput(lambda i, xp, g, out, *xs, axis, bounds: concatenate_vjp(i, xp, g, axis, bounds)),
+    EachInput(lambda i, xp, g, out, x, axis, bounds: concatenate_vjp(i, xp, g, axis, bounds)),
     rules=("g[the slice of input i]",))
 # fmt: on
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import nonfinite
 from .modes import enable_grad, no_grad
-from .primitives import GRAPH, NUMPY
+from .primitives import GRAPH, NUMPY, EachInput
 from .tape import Record, reachable
 from .tensor import Tensor
 
@@ -26,12 +26,15 @@ def pull_back(
     ``args``), summed back to the shape of ``args[i]`` if broadcasting widened it
     ("unbroadcast"), and cast to its dtype. Returns the share and whether it was summed.
     numpy's floating-point warnings become one microbbb warning (see ``nonfinite.py``)."""
-    vjp, params, x = record.op.vjps[i], record.params, args[i]
+    vjps, params, x = record.op.vjps, record.params, args[i]
     try:
-        share = vjp(xp, g, out, *args, **params) if params else vjp(xp, g, out, *args)
-    except RuntimeWarning:
-        share = nonfinite.quietly(vjp, xp, g, out, *args, **params)
+        if type(vjps) is EachInput:  # one VJP for any number of inputs, shown input i alone
+            share = vjps.vjp(i, xp, g, out, x, **params)
+        else:
+            share = vjps[i](xp, g, out, *args, **params) if params else vjps[i](xp, g, out, *args)
+    except RuntimeWarning:  # numpy's floating-point warning, an error in the engine
         nonfinite.warn(record.op.name, "backward")
+        return nonfinite.quietly(pull_back, record, i, g, out, args, xp)
     summed = share.shape != x.shape
     if summed:
         share = xp.sum_to(share, shape=x.shape)
