@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Tensor
+from .engine.extend import writing
 
 
 class Optimizer:
@@ -36,12 +37,14 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient."""
+        """Update every parameter that has a gradient, in place, through the engine (a
+        graph recorded before the step then refuses to backpropagate: its values changed)."""
         self.steps += 1
-        for i, p in enumerate(self.params):
-            if p.grad is not None:
-                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
-                self._update(i, p, g)
+        with writing(*self.params):
+            for i, p in enumerate(self.params):
+                if p.grad is not None:
+                    g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                    self._update(i, p, g)
 
     def _update(self, i: int, p: Tensor, g: np.ndarray) -> None:
         raise NotImplementedError

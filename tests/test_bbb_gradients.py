@@ -166,14 +166,14 @@ def torch_bbb_loss(params, eps, x, y, prior_name, lik_kind, c, kl, noise_rho=Non
     ``eps[s][l] = (weight_eps, bias_eps)``. Returns f and the sampled weights
     ``ws[s][l] = {"weight": w, "bias": b}`` (non-leaf tensors, for retain_grad)."""
     n_samples, n_layers = len(eps), len(params)
-    h0 = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    h0 = torch.tensor(np.asarray(x, dtype=np.float64))
     sigmas = [{k: TF.softplus(p[f"{k}_rho"]) for k in ("weight", "bias")} for p in params]
     log_lik, complexity, ws = 0.0, 0.0, []
     for sample in eps:
         h, sample_ws = h0, []
         for i, (p, sg, (w_eps, b_eps)) in enumerate(zip(params, sigmas, sample, strict=True)):
-            w = p["weight_mu"] + sg["weight"] * torch.as_tensor(w_eps, dtype=DT)
-            b = p["bias_mu"] + sg["bias"] * torch.as_tensor(b_eps, dtype=DT)
+            w = p["weight_mu"] + sg["weight"] * torch.tensor(w_eps, dtype=DT)
+            b = p["bias_mu"] + sg["bias"] * torch.tensor(b_eps, dtype=DT)
             sample_ws.append({"weight": w, "bias": b})
             h = h @ w + b
             if i < n_layers - 1:

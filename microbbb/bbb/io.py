@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.extend import writing
 from .likelihoods import likelihood_from_config
 from .priors import prior_from_config
 
@@ -73,7 +74,8 @@ def set_model_arrays(model: BayesianMLP, arrays: dict[str, np.ndarray]) -> None:
                 f"parameter {name}: the file has {value.dtype}{value.shape}, the model"
                 f" expects {p.dtype}{p.shape}"
             )
-        p.data[...] = value
+        with writing(p):  # the engine made it read-only if a recorded op used it
+            p.data[...] = value
     for i, layer in enumerate(model.layers):
         mask = arrays.get(f"layers.{i}.weight_mask")
         layer.weight_mask = None if mask is None else mask.astype(layer.weight_mu.dtype)

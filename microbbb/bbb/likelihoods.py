@@ -238,8 +238,11 @@ class Categorical:
         return y
 
     def as_targets(self, y: np.ndarray, dtype: Any) -> np.ndarray:
-        """Prepared labels as the graph holds them: the integer array itself, as the index
-        that picks each row's log-probability."""
+        """Prepared labels as the graph holds them: the integer array, as the index that
+        picks each row's log-probability: a read-only copy, which the record keeps as it
+        is (a LossProgram changes it through ``writing``, which backward sees)."""
+        y = np.array(y)
+        y.setflags(write=False)
         return y
 
     def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:

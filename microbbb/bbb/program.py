@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine import ShapeError, TapeProgram, Tensor
+from ..engine.extend import writing
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -54,6 +55,7 @@ class LossProgram:
         y = np.array(model.likelihood.prepare(y, len(x), model.sizes[-1]))
         self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
+        self._eps_arrays = [a for sample in self.loss.eps for pair in sample for a in pair]
         self._recorded_with = self._network()
         self._first = True
 
@@ -78,11 +80,13 @@ class LossProgram:
                     "LossProgram.feed: the loss was recorded with complexity_weight 1 (no"
                     " multiplication recorded); record it with the weight of a minibatch."
                 )
-            data.complexity_weight.data[...] = complexity_weight
+            with writing(data.complexity_weight):
+                data.complexity_weight.data[...] = complexity_weight
             self.loss.complexity_weight = complexity_weight
-        data.x[...] = x
         targets = data.targets.data if isinstance(data.targets, Tensor) else data.targets
-        targets[...] = y
+        with writing(data.x, targets):  # the recording's own arrays, read-only otherwise
+            data.x[...] = x
+            targets[...] = y
 
     def _network(self) -> list:
         """The objects the recording holds: parameter tensors and pruning masks."""
@@ -107,10 +111,11 @@ class LossProgram:
             self._copy_in(eps)
         elif not self._first:
             draw = self.model.rng.standard_normal
-            for sample in arrays:
-                for weight_eps, bias_eps in sample:
-                    draw(out=weight_eps, dtype=weight_eps.dtype)
-                    draw(out=bias_eps, dtype=bias_eps.dtype)
+            with writing(*self._eps_arrays):
+                for sample in arrays:
+                    for weight_eps, bias_eps in sample:
+                        draw(out=weight_eps, dtype=weight_eps.dtype)
+                        draw(out=bias_eps, dtype=bias_eps.dtype)
         self._first = False
         self.program.run()
         return self.loss
@@ -128,7 +133,8 @@ class LossProgram:
                         raise ValueError(
                             f"eps[{s}][{i}]: shape {value.shape}, the layer needs {target.shape}"
                         )
-                    target[...] = value
+                    with writing(target):
+                        target[...] = value
 
     def __repr__(self) -> str:
         return f"<LossProgram of {self.model!r}: {self.program!r}>"

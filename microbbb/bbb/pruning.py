@@ -14,6 +14,7 @@ import copy
 
 import numpy as np
 
+from ..engine.extend import writing
 from .layers import BayesianMLP
 
 
@@ -39,7 +40,8 @@ def prune(model: BayesianMLP, fraction: float) -> BayesianMLP:
         keep = mask.astype(layer.weight_mu.dtype)
         if layer.weight_mask is not None:
             keep *= layer.weight_mask
-        layer.weight_mu.data *= keep
+        with writing(layer.weight_mu):
+            layer.weight_mu.data *= keep
         layer.weight_mask = keep
     return pruned
 

@@ -81,7 +81,7 @@ class TorchBayesianMLP(torch.nn.Module):
     def _as_input(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         """x as a tensor on the parameters' device (numpy arrays are welcome)."""
         like = self.layers[0].weight_mu
-        value = x if torch.is_tensor(x) else np.asarray(x)
+        value = x if torch.is_tensor(x) else np.array(x)  # a copy: microbbb's may be read-only
         return torch.as_tensor(value, dtype=dtype or like.dtype, device=like.device)
 
     def forward(self, x: Any, eps: list | None = None) -> torch.Tensor:
@@ -98,7 +98,7 @@ class TorchBayesianMLP(torch.nn.Module):
                 if eps is None:
                     e = torch.randn_like(mu)
                 else:
-                    e = torch.as_tensor(eps[i][k], dtype=mu.dtype, device=mu.device)
+                    e = torch.tensor(np.array(eps[i][k]), dtype=mu.dtype, device=mu.device)
                 sigma = torch.nn.functional.softplus(rho)
                 ws.append((mu + sigma * e, mu, sigma))
             if layer.weight_mask is not None:

@@ -99,22 +99,32 @@ def _analytic_jacobians(outputs: list[Tensor], wrt: list[Tensor]) -> list[list[n
 def _numeric_jacobians(
     fn: Callable, inputs: Sequence[Tensor], checked: list[int], eps: float
 ) -> list[list[np.ndarray]]:
-    """Central differences, perturbing one input element at a time in place."""
+    """Central differences, one input element at a time (in C order). Each evaluation gets
+    a perturbed copy as the input's array; the original array is put back at the end."""
     # (grad mode stays on: for gradgradcheck, fn itself computes a gradient)
     columns: dict[tuple[int, int], list[np.ndarray]] = {}
     for i in checked:
-        data = inputs[i].data  # perturbed in place, element by element in C order
-        for e in np.ndindex(data.shape):
-            original = data[e]
-            data[e] = original + eps
-            plus = [o.data.copy() for o in _outputs(fn, inputs)]
-            data[e] = original - eps
-            minus = [o.data.copy() for o in _outputs(fn, inputs)]
-            data[e] = original
-            for k, (p, m) in enumerate(zip(plus, minus, strict=True)):
-                columns.setdefault((k, i), []).append(((p - m) / (2 * eps)).ravel())
+        original = inputs[i].data
+        try:
+            for e in np.ndindex(original.shape):
+                plus = _evaluate(fn, inputs, i, original, e, original[e] + eps)
+                minus = _evaluate(fn, inputs, i, original, e, original[e] - eps)
+                for k, (p, m) in enumerate(zip(plus, minus, strict=True)):
+                    columns.setdefault((k, i), []).append(((p - m) / (2 * eps)).ravel())
+        finally:
+            inputs[i].data = original
     n_outputs = 1 + max(k for k, _ in columns)
     return [[np.stack(columns[(k, i)], axis=1) for i in checked] for k in range(n_outputs)]
+
+
+def _evaluate(
+    fn: Callable, inputs: Sequence[Tensor], i: int, original: np.ndarray, e: tuple, value: float
+) -> list:
+    """The outputs' values with input ``i`` = ``original`` but element ``e`` = ``value``."""
+    shifted = original.copy()
+    shifted[e] = value
+    inputs[i].data = shifted
+    return [o.data.copy() for o in _outputs(fn, inputs)]
 
 
 def gradgradcheck(

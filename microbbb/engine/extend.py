@@ -11,9 +11,12 @@ only these (docs/extending.md, "Adding your own op", walks through an example).
 - ``Record``, ``tape(output)``, ``reachable(output)``: the recorded ops behind an output.
 - ``pull_back(record, i, g, out, args)``: one input's share of an adjoint, as backward
   computes it (VJP, unbroadcast, cast).
+- ``writing(*tensors)``: change tensors' arrays in place although a recorded op made them
+  read-only (see ``saved.py``): optimisers and loaders use it.
 """
 
 from .primitives import GRAPH, NUMPY, PRIMITIVES, EachInput
+from .saved import writing
 from .sweep import pull_back
 from .tape import Primitive, Record, reachable, tape
 from .tensor import Tensor, from_numpy
@@ -30,4 +33,5 @@ __all__ = [
     "pull_back",
     "reachable",
     "tape",
+    "writing",
 ]

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import anomaly
+from . import anomaly, nonfinite
 from .kernels import ShapeError
 from .sweep import reverse_sweep
 from .tape import Record
@@ -135,6 +135,7 @@ def _sweep(
             " tensor(..., requires_grad=True), and do not compute it under no_grad()"
             " or from .detach()ed values."
         )
+    nonfinite.ensure_filter()
     seed = _seed(root, grad, create_graph)
     handed_out.add(id(seed))  # the caller's array: never store it as a .grad uncopied
     if root.record is None:  # the root is itself a leaf

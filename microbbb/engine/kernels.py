@@ -25,6 +25,19 @@ SMALL = 4096  # below this many elements, fewer numpy calls beat fewer passes ov
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)  # a Python float, so float32 stays float32
 
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype: np.dtype) -> None:
+    """Refuse what a tensor cannot hold (ints and bools are converted, so they pass)."""
+    if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype not in FLOAT_DTYPES):
+        raise TypeError(
+            f"microbbb tensors hold float32 or float64 numbers; got dtype {dtype}. "
+            "Convert the data first, for example np.asarray(data, dtype=np.float64) "
+            "(complex numbers, strings, objects and float16 are not supported)."
+        )
+
+
 class ShapeError(ValueError):
     """An op got inputs whose shapes do not fit together."""
 

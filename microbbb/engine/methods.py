@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from .modes import GRAD_ENABLED
+from .saved import writing
+
 OPS: dict[str, Any] = {}  # the primitives and public ops by name (filled by tensor.py)
 
 OPERATOR_UFUNCS = {
@@ -83,6 +86,67 @@ def elementwise(name: str, what: str) -> Callable:
 
     method.__name__, method.__doc__ = name, f"Elementwise {what}."
     return method
+
+
+IN_PLACE = {
+    "add": (np.add, "+="),
+    "sub": (np.subtract, "-="),
+    "mul": (np.multiply, "*="),
+    "div": (np.true_divide, "/="),
+}
+
+
+def in_place(name: str) -> Callable:
+    """``x += y`` and friends, as PyTorch: under ``no_grad()`` (or on a tensor that needs
+    no grad) the array changes in place, through the engine (``saved.writing``); on a leaf
+    that requires grad it is refused; on a tensor that recorded ops computed it gives a new
+    tensor (the name is rebound), so no saved value changes."""
+    ufunc, symbol = IN_PLACE[name]
+
+    def method(self: Any, other: Any) -> Any:
+        if self.requires_grad and GRAD_ENABLED.get():
+            if self.record is None:
+                raise RuntimeError(_leaf_in_place(f"x {symbol} ..."))
+            return OPS[name](self, other)
+        with writing(self):
+            ufunc(self.data, value(other), out=self.data)
+        return self
+
+    return method
+
+
+def copy_(t: Any, values: Any) -> Any:
+    """``t.copy_(values)``: write ``values`` (broadcast to t's shape) into t's array, in
+    place, through the engine; refused on a tensor that requires grad outside no_grad()."""
+    if t.requires_grad and GRAD_ENABLED.get():
+        raise RuntimeError(_leaf_in_place("x.copy_(...)"))
+    with writing(t):
+        t.data[...] = value(values)
+    return t
+
+
+def zero_(t: Any) -> Any:
+    """``t.zero_()``: set t's values to 0, in place (as ``copy_``)."""
+    return copy_(t, 0.0)
+
+
+def requires_grad_(t: Any, requires_grad: bool = True) -> Any:
+    """``t.requires_grad_()``: switch gradient tracking of a leaf on or off."""
+    if t.record is not None:
+        raise RuntimeError(
+            "only a leaf's requires_grad can change; this tensor was computed by recorded"
+            " ops: use t.detach() for a tensor cut from its graph."
+        )
+    t.requires_grad = bool(requires_grad)
+    return t
+
+
+def _leaf_in_place(what: str) -> str:
+    return (
+        f"a tensor that requires grad is being used in an in-place operation ({what}): its"
+        " old value may be needed for backward. To change a parameter (an optimiser step),"
+        " do it under `with microbbb.no_grad():`; to compute a new value, write x = x + ..."
+    )
 
 
 def truth(t: Any) -> bool:

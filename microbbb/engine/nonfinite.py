@@ -4,8 +4,9 @@ An op whose forward or VJP overflows or divides by zero makes numpy print a Runt
 ("overflow encountered in exp") from inside microbbb's files, step after step, before the
 engine can say anything useful. Instead, microbbb turns numpy's RuntimeWarnings raised in
 its engine modules into exceptions (a ``warnings`` filter: it costs nothing while no warning
-happens; ``ensure_filter`` puts it back in a ``warnings.catch_warnings`` block that started
-without it, as pytest's do; it goes last, so your own filters still decide first),
+happens; ``ensure_filter``, called where tensors are made and where backward and programs
+run, puts it back in a ``warnings.catch_warnings`` block that started without it, as
+pytest's do; it goes last, so your own filters still decide first),
 catches them where an op runs, computes the op again
 under ``np.errstate(all="ignore")`` (same values: NaN or inf where numpy would give them),
 and warns once, with a ``NonFiniteWarning`` that names the op and points to

@@ -313,15 +313,16 @@ GRAPH = SimpleNamespace(**{op.name: op for op in PRIMITIVES}, **CONSTANT_HELPERS
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:
-    """``x`` where ``condition`` is true, else ``y`` (gradients flow to the chosen one)."""
-    cond = np.asarray(data(condition), dtype=bool)
+    """``x`` where ``condition`` is true, else ``y`` (gradients flow to the chosen one).
+    The record keeps the condition for backward: see ``frozen``."""
+    cond = frozen(np.asarray(data(condition), dtype=bool))
     return _where(x, y, cond=cond)
 
 
 def getitem(x: Any, index: Any) -> Tensor:
     """``x[index]``: ints, slices, None, Ellipsis and integer or boolean numpy arrays (lists
-    become arrays). A Tensor is refused as an index: it holds floats, so it would be
-    ambiguous as a mask or as positions."""
+    become arrays; the record keeps them for backward: see ``frozen``). A Tensor is
+    refused as an index: it holds floats, so it would be ambiguous as mask or positions."""
     if isinstance(index, tuple):
         parts = tuple(_index_part(i) for i in index)
     else:
@@ -336,7 +337,18 @@ def _index_part(index: Any) -> Any:
             " tensors hold floats, so a boolean mask or an integer index would be ambiguous."
             " Use index.data.astype(int) for integer positions."
         )
-    return np.asarray(index) if isinstance(index, list) else index
+    return frozen(np.asarray(index)) if isinstance(index, (list, np.ndarray)) else index
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    """An array a record may keep: a read-only one as it is (it changes only through
+    ``saved.writing``, which backward sees), else a read-only copy (so a later change to
+    the caller's array cannot reach the record)."""
+    if not array.flags.writeable:
+        return array
+    array = array.copy()
+    array.setflags(write=False)
+    return array
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:

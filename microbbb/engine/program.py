@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import nonfinite
+from . import nonfinite, saved
 from .gradients import accumulate
 from .kernels import ShapeError
 from .primitives import NUMPY
@@ -81,6 +81,8 @@ class TapeProgram:
         except RuntimeWarning:  # numpy's floating-point warning: run again, quietly
             nonfinite.quietly(self._run)  # (.grad is written only at the end of a run)
             nonfinite.warn("(a recorded op)", "run")
+        for r in self.records:  # the records hold the values of this run (see saved.py)
+            r.written = saved.WRITES.last
 
     def __repr__(self) -> str:
         vjps = self.source.count("_bar = ")
@@ -147,6 +149,7 @@ class _Writer:
             else:
                 lines.append(f"    v{k} = {call}({args})")
             self.names[f"R{k}"] = r
+            lines.append(f"    R{k}.values = [{args}]")  # what an eager backward would read
             holders = [f"R{k}.out"]
             for m, t in enumerate(shown[k]):
                 self.names[f"T{k}_{m}"] = t

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import nonfinite
+from . import nonfinite, saved
 from .modes import enable_grad, no_grad
 from .primitives import GRAPH, NUMPY, EachInput
 from .tape import Record, reachable
@@ -57,22 +57,19 @@ def reverse_sweep(
     ``create_graph=True`` the VJPs run on tensors (``xp`` = the primitives), so the
     adjoints are recorded and can be differentiated again.
     """
-    xp = GRAPH if create_graph else NUMPY
-    nonfinite.ensure_filter()
+    xp, records = GRAPH if create_graph else NUMPY, reachable(root)
+    saved.check(records)  # nothing a record saved has changed since
     adjoint: dict[Record, Any] = {root.record: seed}
     leaves: dict[Tensor, Any] = {}
     with enable_grad() if create_graph else no_grad():
-        for r in reachable(root):
+        for r in records:
             g = adjoint.pop(r, None)
             if g is None:  # no gradient reached this record
                 continue
             if on_adjoint:
                 for hook in on_adjoint:
                     hook(r, g)
-            if create_graph:
-                out, args = Tensor.wrap(r.out, r), r.inputs
-            else:
-                out, args = r.out, [t.data for t in r.inputs]
+            out, args = (Tensor.wrap(r.out, r), r.inputs) if create_graph else (r.out, r.values)
             for i, t in enumerate(r.inputs):
                 if not t.requires_grad:
                     continue

@@ -1,13 +1,11 @@
 """The tape: what calling an op records, and when.
 
-A ``Primitive`` is an op: a numpy forward plus one vector-Jacobian product (VJP) per input
-(their table is ``primitives.py``). Calling it runs the forward and, if grad mode is on and
-an input requires grad, makes a ``Record``: op, input tensors, parameters, output value and
-position in recording order. There is no global list of records: each output holds its
-record and each record its inputs, so a graph is freed when nothing refers to its output.
-``tape(output)`` lists the records behind an output in recording order (the forward
-trace); the reverse sweep walks them newest first, a valid reverse topological order
-because an op is recorded after all of its inputs exist.
+Calling a ``Primitive`` (a numpy forward plus one VJP per input; their table is
+``primitives.py``) runs the forward and, if grad mode is on and an input requires grad,
+makes a ``Record``. Each output holds its record and each record its inputs: no global
+list, so a graph is freed when nothing refers to its output. ``tape(output)`` lists the
+records behind an output in recording order; the reverse sweep walks them newest first, a
+valid reverse topological order since an op is recorded after all of its inputs exist.
 """
 
 from __future__ import annotations
@@ -19,26 +17,29 @@ from typing import Any
 
 import numpy as np
 
-from . import nonfinite
-from .kernels import ShapeError, shape_error
+from . import nonfinite, saved
+from .kernels import ShapeError, check_dtype, shape_error
 from .modes import CLOCK, GRAD_ENABLED, ON_FORWARD, SCOPE, Cut
-from .tensor import Tensor, check_dtype
+from .tensor import Tensor
 
 
 class Record:
-    """One entry of the tape: ``out = op(*inputs, **params)``.
+    """One entry of the tape: ``out = op(*inputs, **params)``. ``values`` (the inputs'
+    arrays) and ``out`` are made read-only: they cannot change under the tape (``saved.py``;
+    ``written``: the newest engine write they saw). ``index``: the position in recording
+    order (global, increasing); ``scope``: the ``scope()`` active when it was recorded."""
 
-    ``out`` is the output's value (a numpy array), ``index`` the record's position in
-    recording order (global, increasing), ``scope`` the ``scope()`` active when it was
-    recorded (drawings group by it).
-    """
+    __slots__ = ("op", "inputs", "params", "out", "values", "written", "index", "scope")
 
-    __slots__ = ("op", "inputs", "params", "out", "index", "scope")
-
-    def __init__(self, op: Primitive, inputs: tuple, params: dict, out: np.ndarray):
+    def __init__(self, op: Primitive, inputs: tuple, params: dict, out: Any, values: list):
         self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
         self.params, self.out = params, out
+        self.values, self.written = values, saved.WRITES.last
         self.index, self.scope = next(CLOCK), SCOPE.get()
+        out.setflags(write=False)
+        for v in values:  # (the inputs that are outputs of other records already are)
+            if v.flags.writeable:
+                v.setflags(write=False)
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(t.shape) for t in self.inputs)
@@ -46,16 +47,11 @@ class Record:
 
 
 class Primitive:
-    """An op: ``forward`` on numpy arrays and one VJP per input, with ``rules``, the same
-    VJPs as short formulas (for drawings, docs and messages).
-
-    ``vjps[i](xp, g, out, *inputs, **params)`` returns the adjoint ``g`` of the output
-    pulled back to input ``i`` (see ``primitives.py``); ``vjps`` is a list with one VJP per
-    input, or ``EachInput(vjp)`` for an op with any number of inputs. A call's positional
-    arguments are the op's tensor inputs (numbers and arrays become constants of the first
-    tensor input's dtype); keyword arguments are its non-differentiable parameters (axis,
-    shape, index, ...).
-    """
+    """An op: ``forward`` on numpy arrays, ``vjps`` (one per input, or ``EachInput(vjp)``
+    for any number of inputs: ``vjps[i](xp, g, out, *inputs, **params)`` pulls the output
+    adjoint ``g`` back to input ``i``) and ``rules``, the VJPs as formulas. A call takes the
+    tensor inputs as positional arguments (numbers and arrays become constants of the first
+    tensor's dtype) and the op's parameters (axis, shape, ...) as keywords."""
 
     def __init__(self, name: str, forward: Callable, vjps: Sequence, rules: Sequence[str]):
         self.name, self.forward, self.vjps, self.rules = name, forward, vjps, tuple(rules)
@@ -71,7 +67,6 @@ class Primitive:
                 tensors = _as_tensors(inputs)  # become constants
                 break
         values = [t.data for t in tensors]
-        nonfinite.ensure_filter()
         try:
             out = self.forward(*values, **params)
         except ShapeError:
@@ -87,7 +82,7 @@ class Primitive:
         if recording:
             for t in tensors:
                 if t.requires_grad:
-                    record = Record(self, tensors, params, out)
+                    record = Record(self, tensors, params, out, values)
                     break
         if on_forward:  # anomaly mode checks the output here
             for hook in on_forward:

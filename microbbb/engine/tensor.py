@@ -14,21 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from .methods import comparison, elementwise, number, operator, reduction
+from . import nonfinite
+from .kernels import FLOAT_DTYPES, check_dtype
+from .methods import (
+    comparison,
+    copy_,
+    elementwise,
+    in_place,
+    number,
+    operator,
+    reduction,
+    requires_grad_,
+    zero_,
+)
 from .modes import Cut
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 RETAINING: weakref.WeakSet = weakref.WeakSet()  # non-leaves that asked for retain_grad()
-
-
-def check_dtype(dtype: np.dtype) -> None:
-    """Refuse what a tensor cannot hold (ints and bools are converted, so they pass)."""
-    if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype not in FLOAT_DTYPES):
-        raise TypeError(
-            f"microbbb tensors hold float32 or float64 numbers; got dtype {dtype}. "
-            "Convert the data first, for example np.asarray(data, dtype=np.float64) "
-            "(complex numbers, strings, objects and float16 are not supported)."
-        )
 
 
 class Tensor:
@@ -46,6 +47,7 @@ class Tensor:
     def __init__(
         self, data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None
     ):
+        nonfinite.ensure_filter()  # (checked where tensors are made, not in every op)
         array = np.array(data.data if isinstance(data, Tensor) else data)  # a copy
         check_dtype(array.dtype)
         if dtype is None:
@@ -116,6 +118,8 @@ class Tensor:
         RETAINING.add(self)
         return self
 
+    copy_, zero_, requires_grad_ = copy_, zero_, requires_grad_  # (PyTorch's in-place names)
+
     def detach(self) -> Tensor:
         """A tensor with the same data, cut from the graph (no grad flows through it)."""
         t = Tensor.wrap(self.data)
@@ -129,6 +133,8 @@ class Tensor:
     __truediv__, __rtruediv__ = operator("div"), operator("div", reflected=True)
     __pow__, __rpow__ = operator("pow"), operator("pow", reflected=True)
     __matmul__, __rmatmul__ = operator("matmul"), operator("matmul", reflected=True)
+    __iadd__, __isub__ = in_place("add"), in_place("sub")  # in place under no_grad()
+    __imul__, __itruediv__ = in_place("mul"), in_place("div")
 
     __lt__, __le__ = comparison(np.less), comparison(np.less_equal)  # not differentiable
     __gt__, __ge__ = comparison(np.greater), comparison(np.greater_equal)
