@@ -164,3 +164,47 @@ def test_history_adds_up_to_the_objective():
     history = fit(model, x, y, epochs=3, batch_size=8, kl_scheme="blundell", progress=False)
     for loss, complexity, nll in zip(history.loss, history.complexity, history.nll, strict=True):
         assert loss == pytest.approx(complexity + nll, rel=1e-12)  # weighted: sum_i pi_i = 1
+
+
+# --- fit's arguments: checked before training, each error naming the argument --------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"epochs": 2.5}, TypeError, r"epochs must be an integer >= 1 \(the number of passes"
+                                     r" over the data.*got 2\.5 \(a float\)"),
+        ({"epochs": 0}, ValueError, r"epochs must be an integer >= 1 .*got 0$"),
+        ({"epochs": True}, TypeError, r"epochs must be an integer >= 1 .*got True \(a bool\)"),
+        ({"batch_size": 2.5}, TypeError, r"batch_size must be an integer >= 1 \(the rows of"
+                                         r" a minibatch; None for the whole data set\)"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be an integer >= 1 .*got 0$"),
+        ({"checkpoint_every": 0}, ValueError, r"checkpoint_every must be an integer >= 1"
+                                              r" \(save a checkpoint every this many epochs"),
+        ({"checkpoint_every": 1.5}, TypeError, r"checkpoint_every must be an integer >= 1"),
+        ({"n_samples": 0}, ValueError, r"n_samples must be an integer >= 1"),
+        ({"kl_scheme": "paper"}, ValueError, r"kl_scheme must be 'uniform' or 'blundell',"
+                                             r" got 'paper'"),
+        ({"kl": "exact"}, ValueError, r"kl must be 'mc' or 'closed_form', got 'exact'"),
+        ({"lr": 0.0}, ValueError, r"lr must be a positive finite number .*got 0\.0"),
+        ({"lr": float("inf")}, ValueError, r"lr must be a positive finite number .*got inf"),
+        ({"lr": 0.1, "optimizer": "sgd"}, ValueError, r"fit got lr=0\.1 and an optimizer, .*its"
+                                                      r" own learning rate \(1\)"),
+        ({"resume": True}, ValueError, r"resume=True needs a checkpoint path"),
+    ],
+)  # fmt: skip
+def test_fit_checks_its_arguments_by_name(kwargs, error, message):
+    x, y = _small()
+    model = BayesianMLP([4, 3], likelihood=Categorical(), seed=0)
+    before = [p.data.copy() for p in model.parameters()]
+    if kwargs.get("optimizer") == "sgd":
+        kwargs["optimizer"] = SGD(model.parameters(), lr=1.0)
+    kwargs.setdefault("epochs", 2)
+    with pytest.raises(error, match=message):
+        fit(model, x, y, batch_size=kwargs.pop("batch_size", 16), progress=False, **kwargs)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def test_minibatch_weights_checks_the_number_of_minibatches():
+    with pytest.raises(TypeError, match=r"n_batches must be an integer >= 1 .*got 2\.5"):
+        minibatch_weights(2.5)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine import ShapeError, TapeProgram, Tensor
+from . import checks
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -65,6 +66,8 @@ class LossProgram:
         the multiplication was not recorded).
         """
         model, data = self.model, self.loss.inputs  # where the recording holds its data
+        if complexity_weight is not None:
+            complexity_weight = checks.complexity_weight(complexity_weight)
         x = model.check_inputs(x)
         y = model.likelihood.prepare(y, len(x), model.sizes[-1])
         if x.shape != data.x.shape:

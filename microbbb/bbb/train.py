@@ -31,23 +31,25 @@ import numpy as np
 
 from ..engine import AnomalyError, detect_anomaly
 from ..optim import Adam, Optimizer
+from . import checks
 from .io import load_checkpoint, save_checkpoint
 from .layers import BayesianMLP
 from .likelihoods import Gaussian
 from .program import LossProgram
 
+SCHEMES = ("uniform", "blundell")
+KLS = ("mc", "closed_form")
+
 
 def minibatch_weights(n_batches: int, scheme: str = "uniform") -> np.ndarray:
     """pi_i for i = 1..M: ``"uniform"`` 1/M, ``"blundell"`` 2^(M-i) / (2^M - 1)."""
-    if n_batches < 1:
-        raise ValueError(f"the number of minibatches must be >= 1, got {n_batches}")
+    n_batches = checks.count(n_batches, "n_batches", "the number of minibatches of an epoch")
+    checks.choice(scheme, "scheme", SCHEMES)
     if scheme == "uniform":
         return np.full(n_batches, 1.0 / n_batches)
-    if scheme == "blundell":
-        i = np.arange(1, n_batches + 1)
-        # 2^(M-i) / (2^M - 1) = 2^-i / (1 - 2^-M); 1 - 2^-M = -expm1(-M log 2)
-        return np.ldexp(1.0, -i) / -math.expm1(-n_batches * math.log(2))
-    raise ValueError(f"scheme must be 'uniform' or 'blundell', got {scheme!r}")
+    i = np.arange(1, n_batches + 1)  # "blundell":
+    # 2^(M-i) / (2^M - 1) = 2^-i / (1 - 2^-M); 1 - 2^-M = -expm1(-M log 2)
+    return np.ldexp(1.0, -i) / -math.expm1(-n_batches * math.log(2))
 
 
 class TrainingDiverged(FloatingPointError):
@@ -86,7 +88,7 @@ def fit(
     epochs: int,
     batch_size: int | None = None,
     optimizer: Optimizer | None = None,
-    lr: float = 1e-3,
+    lr: float | None = None,
     n_samples: int = 1,
     kl_scheme: str = "uniform",
     kl: str = "mc",
@@ -103,12 +105,15 @@ def fit(
     new random order each epoch. The loss of each batch size is recorded once
     (``BayesianMLP.loss_program``) and then fed each minibatch: the numbers of eager
     ``loss`` and ``backward``, with less Python per step. ``optimizer`` defaults to
-    Adam(lr). ``kl_scheme`` weights the complexity cost of the M minibatches
-    (``minibatch_weights``); ``kl`` is "mc" (the paper's sampled log q - log P) or
-    "closed_form". ``seed`` fixes the shuffling. ``progress`` shows a progress bar when
-    stderr is a terminal. ``callback(epoch, history)`` runs after each epoch.
+    Adam(lr), lr = 1e-3 unless given (an optimiser has its own lr: fit refuses both).
+    ``kl_scheme`` weights the complexity cost of the M minibatches (``minibatch_weights``);
+    ``kl`` is "mc" (the paper's sampled log q - log P) or "closed_form". ``seed`` fixes
+    the shuffling. ``progress`` shows a progress bar when stderr is a terminal.
+    ``callback(epoch, history)`` runs after each epoch. Every argument is checked before
+    training starts; an error names the argument and says what to pass.
     """
-    optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=lr)
+    epochs, checkpoint_every = _check_schedule(epochs, checkpoint, checkpoint_every, resume)
+    optimizer = _optimizer(model, optimizer, lr)
     training = _Training(model, optimizer, x, y, batch_size, (kl_scheme, n_samples, kl), seed)
     resumed = resume and checkpoint is not None and os.path.exists(checkpoint)
     start_epoch = load_checkpoint(checkpoint, *training.state()) if resumed else 0
@@ -126,6 +131,27 @@ def fit(
     return training.history
 
 
+def _check_schedule(epochs: Any, checkpoint: Any, every: Any, resume: bool) -> tuple[int, int]:
+    """epochs and checkpoint_every, checked; resume needs a checkpoint path."""
+    epochs = checks.count(epochs, "epochs", "the number of passes over the data, in all")
+    every = checks.count(every, "checkpoint_every", "save a checkpoint every this many epochs")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path (checkpoint=...) to resume from")
+    return epochs, every
+
+
+def _optimizer(model: BayesianMLP, optimizer: Optimizer | None, lr: float | None) -> Optimizer:
+    """The optimiser fit uses: the one given, or Adam(lr) (lr = 1e-3 when not given)."""
+    if optimizer is None:
+        return Adam(model.parameters(), lr=1e-3 if lr is None else lr)
+    if lr is not None:
+        raise ValueError(
+            f"fit got lr={lr} and an optimizer, which has its own learning rate"
+            f" ({optimizer.lr:g}): set the learning rate on the optimizer, not on fit."
+        )
+    return optimizer
+
+
 class _Training:
     """One ``fit``: the model, the optimiser, the checked data, the shuffling generator, the
     history, and one ``LossProgram`` per batch size (recorded once, fed each minibatch).
@@ -141,12 +167,16 @@ class _Training:
         loss_settings: tuple[str, int, str],
         seed: int,
     ):
+        kl_scheme, n_samples, kl = loss_settings
+        checks.choice(kl_scheme, "kl_scheme", SCHEMES)
+        self.n_samples, self.kl = checks.n_samples(n_samples), checks.choice(kl, "kl", KLS)
         self.x = model.check_inputs(x)
         self.y = model.likelihood.prepare(y, len(self.x), model.sizes[-1])
-        self.batch_size = len(self.x) if batch_size is None else int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        kl_scheme, self.n_samples, self.kl = loss_settings
+        if batch_size is None:
+            self.batch_size = len(self.x)
+        else:
+            meaning = "the rows of a minibatch; None for the whole data set"
+            self.batch_size = checks.count(batch_size, "batch_size", meaning)
         self.weights = minibatch_weights(math.ceil(len(self.x) / self.batch_size), kl_scheme)
         self.model, self.optimizer = model, optimizer
         self.shuffle_rng = np.random.default_rng(seed)
