@@ -339,3 +339,42 @@ def test_predict_checks_n_samples_and_mode_by_name():
 def test_constructor_arguments_are_checked_by_name(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+# --- the graph holds its own copies of the caller's arrays -------------------------------------
+
+
+@pytest.mark.parametrize("changed", ["x", "y"])
+@pytest.mark.parametrize("likelihood, n_out", [(Categorical, 3), (Bernoulli, 1), (Gaussian, 1)])
+def test_backward_does_not_see_the_callers_arrays_change(likelihood, n_out, changed):
+    model = BayesianMLP([3, 4, n_out], likelihood=likelihood(), seed=0, rho_init=-2.0)
+    y = RNG.integers(0, 2 if n_out == 1 else n_out, 12)
+    y = y.astype(float) if likelihood is Gaussian else y
+    x, labels = X.copy(), y.copy()  # the caller's arrays (float64 and int64, as the model's)
+    loss = model.loss(x, labels, n_samples=2)
+    value = loss.item()
+    if changed == "x":
+        x[...] = 3.0
+    else:
+        labels[...] = labels[::-1].copy()
+    loss.backward()
+    got = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    untouched = model.loss(X, y, n_samples=2, eps=loss.eps)
+    untouched.backward()
+    assert untouched.item() == value
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_array_equal(g, p.grad)
+
+
+def test_a_forward_pass_does_not_see_the_callers_x_change():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(), seed=0)
+    x = X.copy()
+    out = model(x)
+    x[...] = 3.0
+    out.sum().backward()
+    got = model.layers[0].weight_mu.grad.copy()
+    model.zero_grad()
+    eps = [(layer.weight_eps, layer.bias_eps) for layer in model.layers]
+    model(X, eps=eps).sum().backward()
+    np.testing.assert_array_equal(got, model.layers[0].weight_mu.grad)

@@ -231,8 +231,9 @@ class LossData(NamedTuple):
     """Where a recorded loss holds its data, by reference: ``x`` (the array every sample's
     input tensor holds), ``targets`` (the labels as the likelihood put them in the graph: a
     tensor, or Categorical's integer array) and the ``complexity_weight`` constant (None
-    when it was 1, so no multiplication was recorded). A ``LossProgram`` feeds the next
-    minibatch into them."""
+    when it was 1, so no multiplication was recorded). ``x`` and ``targets`` are the loss's
+    own copies of the caller's arrays; a ``LossProgram`` feeds the next minibatch into
+    them."""
 
     x: np.ndarray
     targets: Any
@@ -335,7 +336,11 @@ class BayesianMLP(Module):
 
     # --- forward ----------------------------------------------------------------------------
     def check_inputs(self, x: Any) -> np.ndarray:
-        """x as an array of shape (N, n_in) in the model's dtype; clear errors otherwise."""
+        """x as a new array of shape (N, n_in) in the model's dtype; clear errors otherwise.
+
+        Always a copy: a graph holds it, so changing the caller's array afterwards (say,
+        reusing a buffer for the next batch) cannot change what ``backward`` computes.
+        """
         x = np.asarray(x.data if isinstance(x, Tensor) else x)
         if x.dtype.kind not in "iufb":
             raise TypeError(f"inputs x must be numbers, got dtype {x.dtype}")
@@ -350,7 +355,7 @@ class BayesianMLP(Module):
             raise ValueError(
                 f"inputs x contain NaN or inf (first in row {row}); clean the data first."
             )
-        return x.astype(self.dtype, copy=False)
+        return x.astype(self.dtype)  # a copy, even when the dtype is already the model's
 
     def forward(
         self,
@@ -367,7 +372,7 @@ class BayesianMLP(Module):
         return self._forward(self.check_inputs(x), mode, eps, sigmas)
 
     def _forward(self, x: np.ndarray, mode: str, eps: Any, sigmas: Any) -> Tensor:
-        h = from_numpy(x, "x")  # x was checked: no copy needed
+        h = from_numpy(x, "x")  # x was checked, and is the model's own copy
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -395,6 +400,7 @@ class BayesianMLP(Module):
         Monte-Carlo ``log q - log P(w)`` by the exact KL (Gaussian prior only).
         ``eps[s]`` gives the noise of sample s (a list of (weight_eps, bias_eps) per layer).
         For a minibatch i of M, pass ``complexity_weight = minibatch_weights(M)[i]``.
+        The graph holds copies of x and y: changing them afterwards changes nothing.
         """
         n_samples, complexity_weight = _check_loss_arguments(n_samples, complexity_weight, kl, eps)
         x = self.check_inputs(x)

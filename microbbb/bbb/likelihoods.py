@@ -237,9 +237,10 @@ class Categorical:
         return y
 
     def as_targets(self, y: np.ndarray, dtype: Any) -> np.ndarray:
-        """Prepared labels as the graph holds them: the integer array itself, as the index
-        that picks each row's log-probability."""
-        return y
+        """Prepared labels as the graph holds them: a copy of the integer array (a new array,
+        so later changes to the caller's labels are not seen), the index that picks each
+        row's log-probability."""
+        return np.array(y)
 
     def log_likelihood(self, output: Tensor, y: np.ndarray) -> Tensor:
         """``-categorical_nll(logits, y)``."""

@@ -50,9 +50,7 @@ class LossProgram:
         kl: str = "mc",
     ):
         self.model = model
-        # own checked copies: the graph holds them (feed() writes the next batch into them)
-        x = np.array(model.check_inputs(x))
-        y = np.array(model.likelihood.prepare(y, len(x), model.sizes[-1]))
+        # loss holds its own copies of x and y (loss.inputs); feed() writes into them
         self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
         self._recorded_with = self._network()
