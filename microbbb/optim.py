@@ -49,14 +49,31 @@ class Optimizer:
     def _update(self, i: int, p: Tensor, g: np.ndarray) -> None:
         raise NotImplementedError
 
+    def buffers(self) -> dict[str, tuple[int, np.ndarray]]:
+        """The per-parameter state arrays by name, each with its parameter's index."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """The optimiser's state as numpy arrays and numbers."""
-        return {"steps": self.steps, "lr": self.lr}
+        state: dict[str, Any] = {"steps": self.steps, "lr": self.lr}
+        state.update({key: array for key, (_, array) in self.buffers().items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by ``state_dict``."""
-        self.steps = int(state["steps"])
-        self.lr = float(state["lr"])
+        """Restore a state saved by ``state_dict``. Every array is checked first (present,
+        of its parameter's shape: never broadcast), so a refused state changes nothing."""
+        buffers = self.buffers()
+        for key, (i, array) in buffers.items():
+            value = np.asarray(state[key])
+            if value.shape != array.shape:
+                raise ValueError(
+                    f"{key} has shape {value.shape}, but parameter {i} has shape {array.shape}"
+                )
+        steps = int(state["steps"])
+        lr = _checked(float(state["lr"]), "lr", "a positive finite number", _positive)
+        self.steps, self.lr = steps, lr
+        for key, (_, array) in buffers.items():
+            array[...] = state[key]
 
 
 class SGD(Optimizer):
@@ -76,19 +93,9 @@ class SGD(Optimizer):
             g = v
         p.data -= self.lr * g
 
-    def state_dict(self) -> dict[str, Any]:
-        """Steps, learning rate, momentum buffers."""
-        state = super().state_dict()
-        if self.velocity is not None:
-            state.update({f"velocity.{i}": v for i, v in enumerate(self.velocity)})
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by ``state_dict``."""
-        super().load_state_dict(state)
-        if self.velocity is not None:
-            for i, v in enumerate(self.velocity):
-                v[...] = state[f"velocity.{i}"]
+    def buffers(self) -> dict[str, tuple[int, np.ndarray]]:
+        """The momentum buffers (none without momentum)."""
+        return {f"velocity.{i}": (i, v) for i, v in enumerate(self.velocity or [])}
 
 
 class Adam(Optimizer):
@@ -128,19 +135,10 @@ class Adam(Optimizer):
         v_hat = v / (1 - b2**self.steps)
         p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Steps, learning rate, first and second moments."""
-        state = super().state_dict()
-        state.update({f"m.{i}": m for i, m in enumerate(self.m)})
-        state.update({f"v.{i}": v for i, v in enumerate(self.v)})
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by ``state_dict``."""
-        super().load_state_dict(state)
-        for i in range(len(self.params)):
-            self.m[i][...] = state[f"m.{i}"]
-            self.v[i][...] = state[f"v.{i}"]
+    def buffers(self) -> dict[str, tuple[int, np.ndarray]]:
+        """The first and second moments."""
+        moments = {f"m.{i}": (i, m) for i, m in enumerate(self.m)}
+        return moments | {f"v.{i}": (i, v) for i, v in enumerate(self.v)}
 
 
 def _positive(value: float) -> bool:

@@ -100,3 +100,18 @@ def _param():
 def test_bad_hyperparameters_are_refused_by_name(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_a_state_of_other_shapes_is_refused_before_anything_changes():
+    params = [mb.tensor(np.ones(3), requires_grad=True)]
+    opt = Adam(params, lr=0.1)
+    (params[0] ** 2).sum().backward()
+    opt.step()
+    state = {k: np.array(v) for k, v in opt.state_dict().items()}
+    state["v.0"] = np.zeros(1)  # would be broadcast into v
+    other = Adam([mb.tensor(np.ones(3), requires_grad=True)], lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"v\.0 has shape \(1,\), but parameter 0 has shape \(3,\)"
+    ):
+        other.load_state_dict(state)
+    assert other.steps == 0 and not other.m[0].any()
