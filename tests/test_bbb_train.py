@@ -88,6 +88,23 @@ def test_a_huge_learning_rate_stops_with_a_clear_report():
     assert "learning rate" in text
 
 
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [lambda ps: Adam(ps, lr=1e308), lambda ps: SGD(ps, lr=1e308)],
+    ids=["adam", "sgd"],
+)
+def test_parameters_made_non_finite_by_the_last_step_stop_training(make_optimizer):
+    x, _, y = _question_data()
+    model = BayesianMLP([3, 32, 1], likelihood=Gaussian(1.0), seed=0)
+    with pytest.raises(TrainingDiverged) as info:  # one epoch: only the parameters can tell
+        fit(model, x, y, epochs=1, optimizer=make_optimizer(model.parameters()), progress=False)
+    text = str(info.value)
+    assert text.startswith("training stopped at epoch 1, step 1: after the optimiser step,")
+    assert "layers.0.weight_mu" in text and "are not finite" in text
+    assert "The loss and the gradients of that step were finite" in text
+    assert "The learning rate is 1e+308" in text and "Try a smaller lr" in text
+
+
 # --- determinism, interrupt, checkpoints --------------------------------------------------------
 
 

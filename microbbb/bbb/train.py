@@ -9,10 +9,16 @@ i (1-based) out of M, summing to 1 over an epoch:
   overflows nor gives NaN (late weights underflow to 0, which is their value in floats).
 
 ``fit`` runs the epochs: for each minibatch, the loss with ``complexity_weight = pi_i``,
-backward, an optimiser step. It stops with ``TrainingDiverged`` (epoch, step and the
-anomaly report of the op that made the NaN) instead of ever continuing on a NaN, ends
-cleanly on Ctrl-C (keeping the model and the history so far), and with a checkpoint path
-saves atomically every N epochs; ``resume=True`` continues bit-identically.
+backward, an optimiser step. It ends cleanly on Ctrl-C (keeping the model and the history
+so far), and with a checkpoint path saves atomically every N epochs; ``resume=True``
+continues bit-identically.
+
+Divergence. fit never trains on through a wrong number. Before each optimiser step it
+checks that the loss and every gradient are finite; after the step, that every parameter
+is finite. A failure raises ``TrainingDiverged``: what happened, at which epoch and step,
+the learning rate and what to try; for the loss and the gradients it also replays that
+step (same minibatch, same eps) in anomaly mode, naming the op that made a NaN or an
+infinity.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ def minibatch_weights(n_batches: int, scheme: str = "uniform") -> np.ndarray:
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or a gradient became NaN or inf; the message says where and why."""
+    """The loss, a gradient or a parameter became NaN or inf; the message says where, and
+    what to try."""
 
 
 @dataclass
@@ -180,6 +187,7 @@ class _Training:
         self.weights = minibatch_weights(math.ceil(len(self.x) / self.batch_size), kl_scheme)
         self.model, self.optimizer = model, optimizer
         self.shuffle_rng = np.random.default_rng(seed)
+        self.guard = _Guard(model, optimizer, len(self.x), self.kl)
         self.history = History()
         self.programs: dict[int, LossProgram] = {}
 
@@ -209,9 +217,10 @@ class _Training:
             elif len(self.weights) > 1:
                 program.feed(xb, yb, self.weights[step])
             loss = program()  # fresh eps, forward and backward
-            _check_finite(model, loss, xb, yb, epoch, step, self.kl)
-            _check_finite(model, loss, xb, yb, epoch, step, self.kl, after_backward=True)
+            where = f"epoch {epoch + 1}, step {step + 1}"
+            self.guard.before_step(loss, xb, yb, where)
             self.optimizer.step()
+            self.guard.after_step(where)
             sums += _batch_stats(model, loss, yb)
             if interrupt.requested:
                 self.history.interrupted = True
@@ -242,45 +251,68 @@ def _record_epoch(history: History, model: BayesianMLP, sums: np.ndarray, n: int
         history.accuracy.append(sums[3] / n)
 
 
-def _check_finite(
-    model: BayesianMLP,
-    loss: Any,
-    xb: np.ndarray,
-    yb: np.ndarray,
-    epoch: int,
-    step: int,
-    kl: str,
-    after_backward: bool = False,
-) -> None:
-    """Stop on a non-finite loss or gradient, replaying the step in anomaly mode."""
-    if not after_backward:
-        if np.isfinite(loss.data).all():
-            return
-        what = f"the loss is {loss.item()}"
-    else:
-        bad = [
+class _Guard:
+    """The checks of every step of a ``fit`` (see the module docstring); each failure raises
+    ``TrainingDiverged``."""
+
+    def __init__(self, model: BayesianMLP, optimizer: Optimizer, n_rows: int, kl: str):
+        self.model, self.optimizer, self.n_rows, self.kl = model, optimizer, n_rows, kl
+
+    def before_step(self, loss: Any, xb: np.ndarray, yb: np.ndarray, where: str) -> None:
+        """The loss and every gradient finite."""
+        if not np.isfinite(loss.data).all():
+            self._stop(where, f"the loss is {loss.item()}", (loss, xb, yb))
+        bad = self._not_finite("grad")
+        if bad:
+            self._stop(where, f"the gradient of {', '.join(bad)} is not finite", (loss, xb, yb))
+
+    def after_step(self, where: str) -> None:
+        """Every parameter finite after the optimiser's step."""
+        bad = self._not_finite("data")
+        if bad:
+            grads = [np.abs(p.grad).max() for p in self.model.parameters() if p.grad is not None]
+            largest = float(max(grads, default=0.0))
+            raise TrainingDiverged(
+                f"training stopped at {where}: after the optimiser step, parameters"
+                f" {', '.join(bad)} are not finite. The loss and the gradients of that step"
+                f" were finite (the largest |gradient| {largest:.3g}): the update itself"
+                f" overflowed. {self._advice()}"
+            )
+
+    def _not_finite(self, attribute: str) -> list[str]:
+        return [
             name
-            for name, p in model.named_parameters()
-            if p.grad is not None and not np.isfinite(p.grad).all()
+            for name, p in self.model.named_parameters()
+            if getattr(p, attribute) is not None and not np.isfinite(getattr(p, attribute)).all()
         ]
-        if not bad:
-            return
-        what = f"the gradient of {', '.join(bad)} is not finite"
-    report = "no op produced it on replay (the parameters were already non-finite?)"
-    try:
-        with detect_anomaly():
-            replay = model.loss(xb, yb, loss.n_samples, loss.complexity_weight, kl, eps=loss.eps)
-            replay.backward()  # gradients of this replay are discarded below
-    except AnomalyError as error:
-        report = str(error)
-    finally:
-        model.zero_grad()
-    raise TrainingDiverged(
-        f"training stopped at epoch {epoch + 1}, step {step + 1}: {what}.\n"
-        f"Replaying that step in anomaly mode:\n{report}\n"
-        "Common causes: a learning rate that is too large (the parameters diverge), or a"
-        " posterior sigma that collapsed to 0. Try a smaller lr."
-    )
+
+    def _advice(self) -> str:
+        lr = getattr(self.optimizer, "lr", None)
+        if lr is None:
+            return "Try a smaller learning rate."
+        return (
+            f"The learning rate is {lr:g}: too large a step makes the parameters diverge (or a"
+            f" posterior sigma collapse to 0). Try a smaller lr, such as {lr / 10:g}."
+        )
+
+    def _stop(self, where: str, what: str, step: tuple) -> None:
+        """Replay the step in anomaly mode, then raise ``TrainingDiverged``."""
+        loss, xb, yb = step
+        report = "no op produced it on replay (the parameters were already non-finite?)"
+        try:
+            with detect_anomaly():
+                replay = self.model.loss(
+                    xb, yb, loss.n_samples, loss.complexity_weight, self.kl, eps=loss.eps
+                )
+                replay.backward()  # gradients of this replay are discarded below
+        except AnomalyError as error:
+            report = str(error)
+        finally:
+            self.model.zero_grad()
+        raise TrainingDiverged(
+            f"training stopped at {where}: {what}.\n"
+            f"Replaying that step in anomaly mode:\n{report}\n{self._advice()}"
+        )
 
 
 class _DeferInterrupt:
