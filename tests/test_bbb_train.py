@@ -89,6 +89,7 @@ def test_a_huge_learning_rate_stops_with_a_clear_report():
     assert "learning rate" in text
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 @pytest.mark.parametrize(
     "make_optimizer",
     [lambda ps: Adam(ps, lr=1e308), lambda ps: SGD(ps, lr=1e308)],
