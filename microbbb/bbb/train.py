@@ -277,6 +277,7 @@ class _Guard:
 
     def __init__(self, model: BayesianMLP, optimizer: Optimizer, n_rows: int, kl: str):
         self.model, self.optimizer, self.n_rows, self.kl = model, optimizer, n_rows, kl
+        self.named = list(model.named_parameters())  # once: the programs hold these tensors
         self.lowest: tuple[float, str] | None = None
 
     def before_step(self, loss: Any, xb: np.ndarray, yb: np.ndarray, where: str) -> None:
@@ -325,11 +326,8 @@ class _Guard:
             )
 
     def _not_finite(self, attribute: str) -> list[str]:
-        return [
-            name
-            for name, p in self.model.named_parameters()
-            if getattr(p, attribute) is not None and not np.isfinite(getattr(p, attribute)).all()
-        ]
+        values = ((name, getattr(p, attribute)) for name, p in self.named)
+        return [name for name, v in values if v is not None and not np.isfinite(v).all()]
 
     def _advice(self) -> str:
         lr = getattr(self.optimizer, "lr", None)
