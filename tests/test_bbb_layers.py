@@ -257,3 +257,124 @@ def test_parameters_are_the_leaves_only_even_after_a_forward_pass():
         "likelihood.noise_rho"
     ]  # fmt: skip
     assert [id(p) for p in model.parameters()] == [id(p) for _, p in model.named_parameters()]
+
+
+# --- arguments: checked, and the error names the argument ------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _small_regression():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(0.5), seed=0)
+    return model, RNG.standard_normal(12)
+
+
+COUNT = r"n_samples must be an integer >= 1 \(the number of weight samples"
+WEIGHT = r"complexity_weight must be a finite number >= 0 \(the weight of"
+LOSS_ARGUMENTS = [
+    ({"n_samples": 2.5}, TypeError, COUNT + r".*got 2\.5 \(a float\)"),
+    ({"n_samples": True}, TypeError, COUNT + r".*got True \(a bool\)"),
+    ({"n_samples": 0}, ValueError, COUNT + r".*got 0$"),
+    ({"complexity_weight": -0.5}, ValueError, WEIGHT + r".*got -0\.5$"),
+    ({"complexity_weight": NAN}, ValueError, WEIGHT + r".*got nan$"),
+    ({"complexity_weight": INF}, ValueError, WEIGHT + r".*got inf$"),
+    ({"complexity_weight": "0.1"}, TypeError, WEIGHT + r".*got '0\.1' \(a str\)"),
+    ({"kl": "exact"}, ValueError, r"kl must be 'mc' or 'closed_form', got 'exact'"),
+]
+
+
+@pytest.mark.parametrize("kwargs, error, message", LOSS_ARGUMENTS)
+@pytest.mark.parametrize("method", ["loss", "loss_program"])
+def test_loss_arguments_are_checked_by_name(method, kwargs, error, message):
+    model, y = _small_regression()
+    with pytest.raises(error, match=message):
+        getattr(model, method)(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("weight", [-0.5, NAN, INF])
+def test_a_fed_complexity_weight_is_checked_by_name(weight):
+    model, y = _small_regression()
+    program = model.loss_program(X, y, complexity_weight=0.5)
+    with pytest.raises(ValueError, match=WEIGHT + f".*got {weight}$"):
+        program.feed(X, y, complexity_weight=weight)
+    assert program.loss.complexity_weight == 0.5  # nothing was fed
+
+
+def test_predict_checks_n_samples_and_mode_by_name():
+    model, _ = _small_regression()
+    with pytest.raises(ValueError, match=COUNT):
+        model.predict(X, n_samples=0)
+    with pytest.raises(ValueError, match=r"mode must be 'sample' or 'mean', got 'fixed'"):
+        model.predict(X, mode="fixed")  # was silently read as "sample"
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: Gaussian(sigma=INF), ValueError, r"Gaussian: sigma must be a positive finite"
+                                                  r" number .*got inf"),
+        (lambda: Gaussian(sigma=NAN), ValueError, r"Gaussian: sigma must .*got nan"),
+        (lambda: Gaussian(sigma=0.0), ValueError, r"Gaussian: sigma must .*got 0\.0"),
+        (lambda: Gaussian(sigma="1"), TypeError, r"Gaussian: sigma must .*got '1' \(a str\)"),
+        (lambda: GaussianPrior(sigma=INF), ValueError, r"GaussianPrior: sigma must be a positive"
+                                                       r" finite number .*got inf"),
+        (lambda: GaussianPrior(sigma=-1.0), ValueError, r"GaussianPrior: sigma .*got -1\.0"),
+        (lambda: ScaleMixturePrior(pi=NAN), ValueError, r"pi must be in \(0, 1\).*got nan"),
+        (lambda: ScaleMixturePrior(pi=1.0), ValueError, r"pi must be in \(0, 1\).*got 1\.0"),
+        (lambda: ScaleMixturePrior(sigma1=INF), ValueError, r"ScaleMixturePrior: sigma1 must be a"
+                                                            r" positive finite number.*got inf"),
+        (lambda: ScaleMixturePrior(sigma2=NAN), ValueError, r"ScaleMixturePrior: sigma2 .*got nan"),
+        (lambda: ScaleMixturePrior(sigma2=0.0), ValueError, r"ScaleMixturePrior: sigma2 .*got 0"),
+        (lambda: BayesianLinear(3, 2, mu_init=NAN), ValueError, r"mu_init must be a finite number"
+                                                                r" >= 0 .*got nan"),
+        (lambda: BayesianLinear(3, 2, mu_init=-0.1), ValueError, r"mu_init .*got -0\.1"),
+        (lambda: BayesianLinear(3, 2, rho_init=INF), ValueError, r"rho_init must be a finite"
+                                                                 r" number .*got inf"),
+        (lambda: BayesianMLP([3, 1], likelihood=Gaussian(), mu_init=INF), ValueError,
+         r"BayesianMLP: mu_init must be a finite number >= 0 .*got inf"),
+        (lambda: BayesianMLP([3, 1], likelihood=Gaussian(), rho_init=NAN), ValueError,
+         r"BayesianMLP: rho_init must be a finite number .*got nan"),
+    ],
+)  # fmt: skip
+def test_constructor_arguments_are_checked_by_name(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+# --- the graph holds its own copies of the caller's arrays -------------------------------------
+
+
+@pytest.mark.parametrize("changed", ["x", "y"])
+@pytest.mark.parametrize("likelihood, n_out", [(Categorical, 3), (Bernoulli, 1), (Gaussian, 1)])
+def test_backward_does_not_see_the_callers_arrays_change(likelihood, n_out, changed):
+    model = BayesianMLP([3, 4, n_out], likelihood=likelihood(), seed=0, rho_init=-2.0)
+    y = RNG.integers(0, 2 if n_out == 1 else n_out, 12)
+    y = y.astype(float) if likelihood is Gaussian else y
+    x, labels = X.copy(), y.copy()  # the caller's arrays (float64 and int64, as the model's)
+    loss = model.loss(x, labels, n_samples=2)
+    value = loss.item()
+    if changed == "x":
+        x[...] = 3.0
+    else:
+        labels[...] = labels[::-1].copy()
+    loss.backward()
+    got = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    untouched = model.loss(X, y, n_samples=2, eps=loss.eps)
+    untouched.backward()
+    assert untouched.item() == value
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_array_equal(g, p.grad)
+
+
+def test_a_forward_pass_does_not_see_the_callers_x_change():
+    model = BayesianMLP([3, 4, 1], likelihood=Gaussian(), seed=0)
+    x = X.copy()
+    out = model(x)
+    x[...] = 3.0
+    out.sum().backward()
+    got = model.layers[0].weight_mu.grad.copy()
+    model.zero_grad()
+    eps = [(layer.weight_eps, layer.bias_eps) for layer in model.layers]
+    model(X, eps=eps).sum().backward()
+    np.testing.assert_array_equal(got, model.layers[0].weight_mu.grad)

@@ -69,3 +69,49 @@ def test_bad_arguments():
         SGD([mb.tensor(1.0)], lr=0.1)
     with pytest.raises(ValueError, match="positive"):
         Adam([mb.tensor(1.0, requires_grad=True)], lr=0.0)
+
+
+def _param():
+    return [mb.tensor(np.ones(2), requires_grad=True)]
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: SGD(_param(), lr=float("inf")), ValueError, r"lr must be a positive finite"
+                                                             r" number \(the step size\), got inf"),
+        (lambda: Adam(_param(), lr=float("nan")), ValueError, r"lr must be .*got nan"),
+        (lambda: SGD(_param(), lr=-0.1), ValueError, r"lr must be .*got -0\.1"),
+        (lambda: Adam(_param(), lr="0.1"), TypeError, r"lr must be .*got '0\.1' \(a str\)"),
+        (lambda: SGD(_param(), lr=True), TypeError, r"lr must be .*got True \(a bool\)"),
+        (lambda: SGD(_param(), lr=0.1, momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"
+                                                                  r" .*got 1\.0"),
+        (lambda: SGD(_param(), lr=0.1, momentum=-0.5), ValueError, r"momentum .*got -0\.5"),
+        (lambda: SGD(_param(), lr=0.1, momentum=float("nan")), ValueError, r"momentum .*got nan"),
+        (lambda: Adam(_param(), betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\)"
+                                                               r" .*got 1\.0"),
+        (lambda: Adam(_param(), betas=(float("nan"), 0.999)), ValueError, r"betas\[0\] .*got nan"),
+        (lambda: Adam(_param(), betas=(0.9,)), ValueError, r"betas must be a pair"),
+        (lambda: Adam(_param(), eps=0.0), ValueError, r"eps must be a positive finite number"
+                                                      r" .*got 0\.0"),
+        (lambda: Adam(_param(), eps=float("inf")), ValueError, r"eps must be .*got inf"),
+    ],
+)  # fmt: skip
+def test_bad_hyperparameters_are_refused_by_name(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_a_state_of_other_shapes_is_refused_before_anything_changes():
+    params = [mb.tensor(np.ones(3), requires_grad=True)]
+    opt = Adam(params, lr=0.1)
+    (params[0] ** 2).sum().backward()
+    opt.step()
+    state = {k: np.array(v) for k, v in opt.state_dict().items()}
+    state["v.0"] = np.zeros(1)  # would be broadcast into v
+    other = Adam([mb.tensor(np.ones(3), requires_grad=True)], lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"v\.0 has shape \(1,\), but parameter 0 has shape \(3,\)"
+    ):
+        other.load_state_dict(state)
+    assert other.steps == 0 and not other.m[0].any()

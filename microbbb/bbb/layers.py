@@ -28,7 +28,7 @@ import numpy as np
 from .. import functional as F
 from ..engine import Tensor, from_numpy, no_grad, scope, tensor
 from ..nn import Module, activation_function
-from . import io
+from . import checks, io
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
@@ -68,6 +68,7 @@ class BayesianLinear(Module):
         dtype: Any = np.float64,
     ):
         self.name = name or "bayesian_linear"
+        _check_inits(mu_init, rho_init, self.name)
         self.in_features, self.out_features = in_features, out_features
         self.prior = prior if prior is not None else ScaleMixturePrior()
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -219,12 +220,20 @@ def _named(t: Tensor, name: str) -> Tensor:
     return t
 
 
+def _check_inits(mu_init: Any, rho_init: Any, who: str) -> None:
+    if mu_init is not None:
+        meaning = "the std of the initial weight means; None for 1/sqrt(in_features)"
+        checks.number(mu_init, f"{who}: mu_init", meaning, low=0)
+    checks.number(rho_init, f"{who}: rho_init", "the initial rho of every weight and bias")
+
+
 class LossData(NamedTuple):
     """Where a recorded loss holds its data, by reference: ``x`` (the array every sample's
     input tensor holds), ``targets`` (the labels as the likelihood put them in the graph: a
     tensor, or Categorical's integer array) and the ``complexity_weight`` constant (None
-    when it was 1, so no multiplication was recorded). A ``LossProgram`` feeds the next
-    minibatch into them."""
+    when it was 1, so no multiplication was recorded). ``x`` and ``targets`` are the loss's
+    own copies of the caller's arrays; a ``LossProgram`` feeds the next minibatch into
+    them."""
 
     x: np.ndarray
     targets: Any
@@ -292,6 +301,7 @@ class BayesianMLP(Module):
                 " Bernoulli() for 0/1 labels with one output, Categorical() for classes."
             )
         likelihood.check_outputs(sizes[-1])
+        _check_inits(mu_init, rho_init, "BayesianMLP")
         self.sizes = [int(n) for n in sizes]
         self.activation = activation
         self._act = activation_function(activation)
@@ -326,7 +336,11 @@ class BayesianMLP(Module):
 
     # --- forward ----------------------------------------------------------------------------
     def check_inputs(self, x: Any) -> np.ndarray:
-        """x as an array of shape (N, n_in) in the model's dtype; clear errors otherwise."""
+        """x as a new array of shape (N, n_in) in the model's dtype; clear errors otherwise.
+
+        Always a copy: a graph holds it, so changing the caller's array afterwards (say,
+        reusing a buffer for the next batch) cannot change what ``backward`` computes.
+        """
         x = np.asarray(x.data if isinstance(x, Tensor) else x)
         if x.dtype.kind not in "iufb":
             raise TypeError(f"inputs x must be numbers, got dtype {x.dtype}")
@@ -341,7 +355,7 @@ class BayesianMLP(Module):
             raise ValueError(
                 f"inputs x contain NaN or inf (first in row {row}); clean the data first."
             )
-        return x.astype(self.dtype, copy=False)
+        return x.astype(self.dtype)  # a copy, even when the dtype is already the model's
 
     def forward(
         self,
@@ -358,7 +372,7 @@ class BayesianMLP(Module):
         return self._forward(self.check_inputs(x), mode, eps, sigmas)
 
     def _forward(self, x: np.ndarray, mode: str, eps: Any, sigmas: Any) -> Tensor:
-        h = from_numpy(x, "x")  # x was checked: no copy needed
+        h = from_numpy(x, "x")  # x was checked, and is the model's own copy
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -386,8 +400,9 @@ class BayesianMLP(Module):
         Monte-Carlo ``log q - log P(w)`` by the exact KL (Gaussian prior only).
         ``eps[s]`` gives the noise of sample s (a list of (weight_eps, bias_eps) per layer).
         For a minibatch i of M, pass ``complexity_weight = minibatch_weights(M)[i]``.
+        The graph holds copies of x and y: changing them afterwards changes nothing.
         """
-        _check_loss_arguments(n_samples, kl, eps)
+        n_samples, complexity_weight = _check_loss_arguments(n_samples, complexity_weight, kl, eps)
         x = self.check_inputs(x)
         prepared = self.likelihood.prepare(y, len(x), self.sizes[-1])
         targets = self.likelihood.as_targets(prepared, self.dtype)
@@ -460,6 +475,8 @@ class BayesianMLP(Module):
         Classification: ``ClassificationPrediction`` (mean probabilities, entropy).
         ``mode="mean"`` uses w = mu once (no averaging).
         """
+        checks.choice(mode, "mode", ("sample", "mean"))
+        n_samples = checks.n_samples(n_samples)
         with no_grad():
             if mode == "mean":
                 outputs = self.forward(x, mode="mean").data[None]
@@ -484,13 +501,13 @@ class BayesianMLP(Module):
         )
 
 
-def _check_loss_arguments(n_samples: int, kl: str, eps: Any) -> None:
-    if kl not in ("mc", "closed_form"):
-        raise ValueError(f"kl must be 'mc' or 'closed_form', got {kl!r}")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+def _check_loss_arguments(n_samples: Any, complexity_weight: Any, kl: Any, eps: Any) -> tuple:
+    checks.choice(kl, "kl", ("mc", "closed_form"))
+    n_samples = checks.n_samples(n_samples)
+    complexity_weight = checks.complexity_weight(complexity_weight)
     if eps is not None and len(eps) != n_samples:
         raise ValueError(f"eps holds {len(eps)} samples but n_samples is {n_samples}")
+    return n_samples, complexity_weight
 
 
 def _total(parts: Any) -> Tensor:

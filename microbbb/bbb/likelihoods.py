@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import functional as F
 from ..engine import Tensor, from_numpy, tensor
+from . import checks
 
 
 @dataclass
@@ -78,10 +79,8 @@ class Gaussian:
     kind = "regression"
 
     def __init__(self, sigma: float = 1.0, learn_sigma: bool = False, dtype: Any = np.float64):
-        if not sigma > 0:
-            raise ValueError(f"Gaussian: sigma must be positive, got {sigma}")
         self.learn_sigma = learn_sigma
-        self._sigma = float(sigma)
+        self._sigma = checks.positive(sigma, "Gaussian: sigma", "the noise standard deviation")
         # softplus(rho) = sigma  <=>  rho = log(exp(sigma) - 1) = sigma + log(-expm1(-sigma))
         rho = self._sigma + math.log(-math.expm1(-self._sigma))
         self.noise_rho = tensor(rho, requires_grad=True, name="noise_rho", dtype=dtype)
@@ -239,8 +238,9 @@ class Categorical:
 
     def as_targets(self, y: np.ndarray, dtype: Any) -> np.ndarray:
         """Prepared labels as the graph holds them: the integer array, as the index that
-        picks each row's log-probability: a read-only copy, which the record keeps as it
-        is (a LossProgram changes it through ``writing``, which backward sees)."""
+        picks each row's log-probability: a read-only copy (later changes to the caller's
+        labels are not seen), which the record keeps as it is (a LossProgram changes it
+        through ``writing``, which backward sees)."""
         y = np.array(y)
         y.setflags(write=False)
         return y

@@ -18,15 +18,14 @@ from typing import Any
 
 from .. import functional as F
 from ..engine import Tensor
+from . import checks
 
 
 class GaussianPrior:
     """``P(w) = prod_j N(w_j; 0, sigma^2)``."""
 
     def __init__(self, sigma: float = 1.0):
-        if not sigma > 0:
-            raise ValueError(f"GaussianPrior: sigma must be positive, got {sigma}")
-        self.sigma = float(sigma)
+        self.sigma = checks.positive(sigma, "GaussianPrior: sigma", "the prior's std")
 
     def log_prob(self, w: Tensor) -> Tensor:
         """``sum_j log N(w_j; 0, sigma^2)``."""
@@ -53,13 +52,10 @@ class ScaleMixturePrior:
     """``P(w) = prod_j [pi N(w_j; 0, sigma1^2) + (1 - pi) N(w_j; 0, sigma2^2)]`` (eq. 7)."""
 
     def __init__(self, pi: float = 0.5, sigma1: float = 1.0, sigma2: float = math.exp(-6)):
-        if not 0 < pi < 1:
-            raise ValueError(f"ScaleMixturePrior: pi must be in (0, 1), got {pi}")
-        if not (sigma1 > 0 and sigma2 > 0):
-            raise ValueError(
-                f"ScaleMixturePrior: sigmas must be positive, got {sigma1} and {sigma2}"
-            )
-        self.pi, self.sigma1, self.sigma2 = float(pi), float(sigma1), float(sigma2)
+        # open interval: log(pi) and log(1 - pi) must both be finite
+        self.pi = checks.between(pi, "ScaleMixturePrior: pi", "the first component's weight", 0, 1)
+        self.sigma1 = checks.positive(sigma1, "ScaleMixturePrior: sigma1", "component 1's std")
+        self.sigma2 = checks.positive(sigma2, "ScaleMixturePrior: sigma2", "component 2's std")
 
     def log_prob(self, w: Tensor) -> Tensor:
         """``sum_j logaddexp(log pi + log N(w_j; 0, s1^2), log(1-pi) + log N(w_j; 0, s2^2))``."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..engine import ShapeError, TapeProgram, Tensor
 from ..engine.extend import writing
+from . import checks
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -50,9 +51,7 @@ class LossProgram:
         kl: str = "mc",
     ):
         self.model = model
-        # own checked copies: the graph holds them (feed() writes the next batch into them)
-        x = np.array(model.check_inputs(x))
-        y = np.array(model.likelihood.prepare(y, len(x), model.sizes[-1]))
+        # loss holds its own copies of x and y (loss.inputs); feed() writes into them
         self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
         self._eps_arrays = [a for sample in self.loss.eps for pair in sample for a in pair]
@@ -67,6 +66,8 @@ class LossProgram:
         the multiplication was not recorded).
         """
         model, data = self.model, self.loss.inputs  # where the recording holds its data
+        if complexity_weight is not None:
+            complexity_weight = checks.complexity_weight(complexity_weight)
         x = model.check_inputs(x)
         y = model.likelihood.prepare(y, len(x), model.sizes[-1])
         if x.shape != data.x.shape:
