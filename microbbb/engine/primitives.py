@@ -41,6 +41,15 @@ class EachInput:
         return lambda *args, **params: self.vjp(i, *args, **params)
 
 
+class EachInputOfAll(EachInput):
+    """``EachInput`` for an op whose VJP of input i needs every input (einsum's is made of
+    the others): ``vjps[i]`` calls ``vjp(i, xp, g, out, *inputs, **params)``, written out so
+    that it holds even if ``EachInput`` comes to show each VJP its own input only."""
+
+    def __getitem__(self, i: int) -> Callable:
+        return lambda *args, **params: self.vjp(i, *args, **params)
+
+
 # fmt: off
 # elementwise, two inputs (numpy broadcasting; the engine sums gradients back to each shape)
 
@@ -81,7 +90,7 @@ matmul = Primitive("matmul", kernels.matmul,
      lambda xp, g, out, x, y: matmul_vjp_y(xp, g, x, y)],
     rules=("g @ y.mT", "x.mT @ g"))
 einsum = Primitive("einsum", kernels.einsum,  # subscripts explicit: "ij,jk->ik"
-    EachInput(lambda i, xp, g, out, *xs, subscripts: einsum_vjp(i, xp, g, xs, subscripts)),
+    EachInputOfAll(lambda i, xp, g, out, *xs, subscripts: einsum_vjp(i, xp, g, xs, subscripts)),
     rules=("einsum(g, the other inputs -> the letters of input i)",))
 normal_log_prob = Primitive("normal_log_prob", kernels.normal_log_prob,
     [lambda xp, g, out, x, mu, sigma: -g * (x - mu) / sigma**2,
@@ -350,8 +359,8 @@ def others_product(xp: Any, x: Any, axis: Any) -> Any:
     The reduced axes are moved last and flattened into one of length n; the product of the
     others is (product of those before) * (product of those after), two scans. Nothing is
     divided, so zeros need no special case: one zero gives the others' product there and
-    0 elsewhere, two zeros give 0 everywhere. Only mul, getitem, concatenate, reshape and
-    transpose are used, so second derivatives are right too, zeros included.
+    0 elsewhere, two zeros give 0 everywhere. Only mul, add, getitem, scatter_add, reshape
+    and transpose are used, so second derivatives are right too, zeros included.
     """
     axes = tuple(range(x.ndim)) if axis is None else normalized_axes(x.ndim, axis)
     order = tuple(i for i in range(x.ndim) if i not in axes) + axes
@@ -376,18 +385,19 @@ def reverse_last(a: Any) -> Any:
 def exclusive_products(xp: Any, rows: Any) -> Any:
     """p[..., i] = rows[..., 0] * ... * rows[..., i - 1] (1 for i = 0): the exclusive
     cumulative product along the last axis, as log2(n) shifted products (Hillis-Steele)."""
-    n, last = rows.shape[-1], rows.ndim - 1
-    if n == 0:
-        return rows
-
-    def ones(k: int) -> np.ndarray:
-        return np.ones(rows.shape[:-1] + (k,), dtype=rows.dtype)
-
-    p, k = xp.concatenate(ones(1), rows[..., :-1], axis=last), 1
-    while k < n:  # now p[i] = product of the k entries before i
-        p = p * xp.concatenate(ones(k), p[..., :-k], axis=last)
+    p, k = shifted(xp, rows, 1), 1
+    while k < rows.shape[-1]:  # now p[i] = the product of the k entries before i
+        p = p * shifted(xp, p, k)
         k *= 2
     return p
+
+
+def shifted(xp: Any, a: Any, k: int) -> Any:
+    """``a`` moved k places along its last axis, the k places left free filled with 1 (a
+    scatter_add of a slice, plus a constant: both exact)."""
+    head = np.zeros(a.shape, dtype=a.dtype)
+    head[..., :k] = 1
+    return xp.scatter_add(a[..., :-k], index=(Ellipsis, slice(k, None)), shape=a.shape) + head
 
 
 def reverse_cumsum(xp: Any, g: Any, axis: int) -> Any:
