@@ -74,6 +74,10 @@ def off_clip_bounds(rng, shape):  # inside, below and above [-0.5, 0.5], never w
     return rng.uniform(band[..., 0], band[..., 1])
 
 
+def off_integers(rng, shape):  # away from the jumps of floor and ceil
+    return rng.integers(-3, 3, shape) + rng.uniform(0.1, 0.9, shape)
+
+
 def distinct(rng, shape):  # no ties, gaps >= 0.2: argmax does not move under eps = 1e-6
     n = math.prod(shape)
     return ((rng.permutation(n) + rng.uniform(-0.3, 0.3, n)) * 0.5).reshape(shape)
@@ -214,6 +218,35 @@ BROADCAST_TO_CASES = [
     Case(((1, 3, 1),), {"shape": (2, 3, 4)}),
     Case(((3,),), {"shape": (3,)}, "same"),
 ]
+CUMSUM_CASES = [
+    Case(((5,),), {"axis": 0}, "axis=0"),
+    Case(((2, 3),), {"axis": 0}, "axis=0"),
+    Case(((2, 3),), {"axis": -1}, "axis=-1"),
+    Case(((2, 3, 4),), {"axis": 1}, "axis=1"),
+    Case(((2, 3, 4),), {"axis": -3}, "axis=-3"),
+    Case(((2, 3),), {"axis": None}, "axis=None"),  # numpy flattens first
+]
+EINSUM_CASES = [
+    Case(shapes, {"subscripts": subscripts}, label)
+    for shapes, subscripts, label in [
+        (((3, 4), (4, 5)), "ij,jk->ik", "matmul"),
+        (((3, 4), (4, 5)), "ij,jk", "implicit-output"),
+        (((4,), (4,)), "i,i->", "dot"),
+        (((3,), (4,)), "i,j->ij", "outer"),
+        (((3, 4), (3, 4)), "ij,ij->ij", "elementwise"),
+        (((3, 4),), "ij->ji", "transpose"),
+        (((3, 4),), "ij->j", "sum-axis-0"),
+        (((3, 4),), "ij->", "sum-all"),
+        (((3, 3),), "ii->i", "diagonal"),
+        (((3, 3),), "ii->", "trace"),
+        (((2, 2, 3),), "iij->ji", "repeated-letter"),
+        (((3,), ()), "i,->i", "scalar-operand"),
+        (((2, 3, 4), (2, 4, 5)), "bij,bjk->bik", "batch"),
+        (((2, 1, 3, 4), (3, 4, 5)), "...ij,...jk->...ik", "ellipsis-broadcast"),
+        (((2, 3), (3, 4), (4, 5)), "ij,jk,kl->il", "three-operands"),
+        (((2, 3), (3, 4), (2,)), "ij,jk,i->k", "three-operands-vector"),
+    ]
+]
 SUM_TO_CASES = [
     Case(((2, 3, 4),), {"shape": (3, 1)}),
     Case(((2, 3, 4),), {"shape": (4,)}),
@@ -255,6 +288,21 @@ def torch_scale_mixture_log_prob(w, pi, sigma1, sigma2):
     return torch.logaddexp(wide, narrow)
 
 
+def torch_prod(x, axis, keepdims):
+    """torch.prod takes one dim: reduce the axes one by one (the last first)."""
+    if axis is None:
+        out = torch.prod(x)
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    for dim in sorted((a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))),
+                      reverse=True):  # fmt: skip
+        x = torch.prod(x, dim=dim, keepdim=keepdims)
+    return x
+
+
+def torch_cumsum(x, axis):
+    return torch.cumsum(x.flatten(), dim=0) if axis is None else torch.cumsum(x, dim=axis)
+
+
 def torch_normal_log_prob(x, mu, sigma):
     return torch.distributions.Normal(mu, sigma, validate_args=False).log_prob(x)
 
@@ -279,7 +327,15 @@ SPECS: dict[str, Spec] = {
     "div": binary(lambda x, y: x / y, torch.div, (real, nonzero)),
     "pow": binary(lambda x, y: x**y, torch.pow, (positive, real)),
     "logaddexp": binary(mb.logaddexp, torch.logaddexp),
+    "maximum": binary(mb.maximum, torch.maximum),  # ties: test_maximum_and_minimum_ties_...
+    "minimum": binary(mb.minimum, torch.minimum),
     "matmul": Spec(lambda x, y: x @ y, torch.matmul, (real,), [Case(p) for p in MATMUL_PAIRS]),
+    "einsum": Spec(
+        lambda *xs, subscripts: mb.einsum(subscripts, *xs),
+        lambda *xs, subscripts: torch.einsum(subscripts, *xs),
+        (real,),
+        EINSUM_CASES,
+    ),
     "normal_log_prob": Spec(
         mb.normal_log_prob,
         torch_normal_log_prob,
@@ -305,12 +361,21 @@ SPECS: dict[str, Spec] = {
     # elementwise, one input
     "neg": unary(lambda x: -x, torch.neg),
     "exp": unary(mb.exp, torch.exp),
+    "expm1": unary(mb.expm1, torch.expm1),
     "log": unary(mb.log, torch.log, positive),
+    "log2": unary(mb.log2, torch.log2, positive),
+    "log10": unary(mb.log10, torch.log10, positive),
     "log1p": unary(mb.log1p, torch.log1p, above_minus_one),
     "sqrt": unary(mb.sqrt, torch.sqrt, positive),
     "abs": unary(mb.abs, torch.abs, nonzero),
+    "sign": unary(mb.sign, torch.sign, nonzero),
+    "floor": unary(mb.floor, torch.floor, off_integers),
+    "ceil": unary(mb.ceil, torch.ceil, off_integers),
     "sin": unary(mb.sin, torch.sin),
     "cos": unary(mb.cos, torch.cos),
+    "arctan": unary(mb.arctan, torch.arctan),
+    "sinh": unary(mb.sinh, torch.sinh),
+    "cosh": unary(mb.cosh, torch.cosh),
     "tanh": unary(mb.tanh, torch.tanh),
     "sigmoid": unary(mb.sigmoid, torch.sigmoid),
     "softplus": unary(mb.softplus, torch.nn.functional.softplus),
@@ -341,10 +406,16 @@ SPECS: dict[str, Spec] = {
         lambda x, axis, keepdims: torch.amax(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
         distinct,
     ),
+    "prod": reduction(
+        lambda x, axis, keepdims: mb.prod(x, axis=axis, keepdims=keepdims),
+        torch_prod,
+        nonzero,  # zeros: test_prod_with_zeros_...
+    ),
     "logsumexp": reduction(
         lambda x, axis, keepdims: mb.logsumexp(x, axis=axis, keepdims=keepdims),
         lambda x, axis, keepdims: torch.logsumexp(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
     ),
+    "cumsum": Spec(lambda x, axis: mb.cumsum(x, axis), torch_cumsum, (real,), CUMSUM_CASES),
     # shapes and indexing
     "reshape": Spec(
         lambda x, shape: mb.reshape(x, shape),
@@ -399,9 +470,9 @@ SPECS: dict[str, Spec] = {
 
 UNARY = [
     "neg", "exp", "log", "log1p", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "softplus",
-    "relu",
+    "relu", "expm1", "log2", "log10", "sign", "floor", "ceil", "arctan", "sinh", "cosh",
 ]  # fmt: skip
-BINARY = ["add", "sub", "mul", "div", "pow", "logaddexp", "normal_log_prob"]
+BINARY = ["add", "sub", "mul", "div", "pow", "logaddexp", "normal_log_prob", "maximum", "minimum"]
 
 
 def params_for(names):
@@ -521,6 +592,127 @@ def test_getitem_with_repeated_indices_adds_up():
     close(x.grad, [2.0, 0.0, 1.0], rtol=0, atol=0)
 
 
+def test_maximum_and_minimum_ties_share_the_gradient_equally():
+    x = mb.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = mb.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    mb.maximum(x, y).sum().backward()
+    close(x.grad, [0.0, 0.5, 1.0], rtol=0, atol=0)
+    close(y.grad, [1.0, 0.5, 0.0], rtol=0, atol=0)
+    x.grad = y.grad = None
+    mb.minimum(x, y).sum().backward()
+    close(x.grad, [1.0, 0.5, 0.0], rtol=0, atol=0)
+    close(y.grad, [0.0, 0.5, 1.0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shapes", [((6,), (6,)), ((2, 3), (3,)), ((3, 1), (1, 4)), ((3,), ())])
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_maximum_and_minimum_ties_match_torch(name, shapes):
+    # torch.maximum/minimum give each input half of g where they are equal; values drawn from
+    # {-1, 0, 1} make many ties, and broadcasting adds the halves of a broadcast input up
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(-1, 2, s).astype(float) for s in shapes]
+    compare_with_torch(SPECS[name].mb, SPECS[name].torch, arrays, name=name)
+
+
+PROD_WITH_ZEROS = [
+    np.array([2.0, 0.0, 3.0, -1.5]),  # one zero
+    np.array([0.0, 2.0, 0.0, 3.0]),  # two zeros
+    np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.5, 2.0, -3.0], [0.0, 4.0, 2.0]]),
+    np.zeros((2, 3)),
+]
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, -1])
+@pytest.mark.parametrize("x", PROD_WITH_ZEROS, ids=["one-zero", "two-zeros", "mixed", "all-zero"])
+def test_prod_with_zeros_matches_torch(x, axis, keepdims):
+    with np.errstate(all="raise"):  # nothing is divided: x / 0 or 0 / 0 would raise here
+        compare_with_torch(
+            lambda t: mb.prod(t, axis=axis, keepdims=keepdims),
+            lambda t: torch_prod(t, axis, keepdims),
+            [x],
+            name="prod",
+        )
+
+
+def test_prod_gradient_with_zeros_is_the_product_of_the_others():
+    x = mb.tensor([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.5, 2.0, 4.0]], requires_grad=True)
+    mb.prod(x, axis=1).sum().backward()
+    # one zero: the others' product there, 0 elsewhere; two zeros: 0; none: prod / x
+    close(x.grad, [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0], [8.0, 6.0, 3.0]], rtol=0, atol=0)
+
+
+def hessian(fn, x):
+    """d^2 fn / dx^2 of a scalar function of a 1-d tensor, one row per reverse sweep."""
+    (dx,) = mb.grad(fn(x), x, create_graph=True)
+    return np.stack([mb.grad(dx[i], x)[0].data for i in range(x.shape[0])])
+
+
+@pytest.mark.parametrize("x", PROD_WITH_ZEROS[:2] + [np.array([0.0, 0.0, 0.0, 2.0])])
+def test_prod_second_derivatives_with_zeros_match_torch(x):
+    # d^2 prod / dx_i dx_j = the product of the entries other than i and j: nonzero between
+    # the two zeros of a product with exactly two (its gradient is 0, its Hessian is not)
+    expected = torch.autograd.functional.hessian(torch.prod, torch.tensor(x)).numpy()
+    with np.errstate(all="raise"):
+        close(hessian(mb.prod, mb.tensor(x, requires_grad=True)), expected)
+        assert mb.gradgradcheck(mb.prod, mb.tensor(x, requires_grad=True))
+
+
+def test_expm1_keeps_the_digits_that_exp_minus_one_loses():
+    x = np.array([1e-10, -1e-12, 1e-300, -50.0, 2.0])
+    t = mb.tensor(x, requires_grad=True)
+    out = mb.expm1(t)
+    out.backward(np.ones(5))
+    close(out.data, np.expm1(x), rtol=0, atol=0)
+    # exp(x), not out + 1: at x = -50, out + 1 is exactly 0 (torch's rule gives 0 there)
+    close(t.grad, np.exp(x), rtol=0, atol=0)
+    naive = (mb.exp(mb.tensor(x[:3])) - 1).data
+    assert np.all(np.abs(naive - np.expm1(x[:3])) > 1e-8 * np.abs(x[:3]))  # digits gone
+
+
+def test_log2_and_log10_are_numpys_exactly_at_powers():
+    k2, k10 = np.arange(-60.0, 61.0), np.arange(-20.0, 21.0)
+    assert np.array_equal(mb.log2(mb.tensor(2.0**k2)).data, k2)
+    assert np.array_equal(mb.log10(mb.tensor(10.0**k10)).data, np.log10(10.0**k10))
+    # why they are table entries: log(x) / log(b) misses some of these by an ulp
+    assert (mb.log(mb.tensor(2.0**k2)).data / math.log(2) != k2).any()
+    assert (mb.log(mb.tensor(10.0**k10)).data / math.log(10) != np.log10(10.0**k10)).any()
+
+
+def test_sinh_and_cosh_are_accurate_near_zero_and_finite_up_to_710():
+    x = np.array([1e-10, -1e-8, 710.0, -710.0])
+    for fn, np_fn, d_fn in [(mb.sinh, np.sinh, np.cosh), (mb.cosh, np.cosh, np.sinh)]:
+        t = mb.tensor(x, requires_grad=True)
+        out = fn(t)
+        out.backward(np.ones(4))
+        assert np.isfinite(out.data).all() and np.isfinite(t.grad).all()
+        close(out.data, np_fn(x), rtol=0, atol=0)
+        close(t.grad, d_fn(x), rtol=0, atol=0)
+    with np.errstate(over="ignore"):  # the composite from exp overflows at 710 ...
+        naive = ((mb.exp(mb.tensor(x)) - mb.exp(-mb.tensor(x))) / 2).data
+    assert not np.isfinite(naive[2:]).any()
+    assert abs(naive[0] - 1e-10) > 1e-8 * 1e-10  # ... and cancels near 0
+
+
+@pytest.mark.parametrize("name", ["sign", "floor", "ceil"])
+def test_piecewise_constant_ops_give_zero_gradient_even_for_inf_adjoints(name):
+    # at the jumps too (x = 0, 1, -2), as torch; and 0, not 0 * inf = NaN
+    x = mb.tensor([0.0, 1.0, -2.0, 0.3], requires_grad=True)
+    getattr(mb, name)(x).backward(np.array([np.inf, -np.inf, np.nan, 1.0]))
+    close(x.grad, np.zeros(4), rtol=0, atol=0)
+
+
+def test_einsum_vjp_is_the_einsum_of_the_others():
+    # the prose rule, written out for a batch of matrix products
+    rng = np.random.default_rng(0)
+    x, y = mb.tensor(rng.standard_normal((2, 3, 4))), mb.tensor(rng.standard_normal((2, 4, 5)))
+    x.requires_grad = y.requires_grad = True
+    g = rng.standard_normal((2, 3, 5))
+    mb.einsum("bij,bjk->bik", x, y).backward(g)
+    close(x.grad, np.einsum("bik,bjk->bij", g, y.data))
+    close(y.grad, np.einsum("bik,bij->bjk", g, x.data))
+
+
 def test_pow_polynomial_features_at_zero():
     # d/dx x**k = k * x**(k-1): at x = 0 that is [0, 1, 0, 0] for k = 0..3, as in torch
     k = np.arange(4.0)
@@ -628,7 +820,17 @@ UNARY_VALUES = {  # the op's domain, and values torch and we compute the same wa
     "sigmoid": floats(-20, 20),
     "softplus": floats(-15, 15),  # torch returns x itself above its threshold of 20
     "relu": floats(-10, 10),  # 0 included: both give gradient 0
+    "expm1": floats(-10, 10),
+    "log2": floats(0.01, 100),
+    "log10": floats(0.01, 100),
+    "sign": floats(-10, 10),  # 0 included: both give 0 and gradient 0
+    "floor": st.one_of(floats(-10, 10), st.integers(-5, 5).map(float)),  # jumps: gradient 0
+    "ceil": st.one_of(floats(-10, 10), st.integers(-5, 5).map(float)),
+    "arctan": floats(-100, 100),
+    "sinh": floats(-10, 10),
+    "cosh": floats(-10, 10),
 }
+TIES = st.one_of(floats(-3, 3), st.sampled_from([-1.0, 0.0, 1.0]))  # equal values are common
 BINARY_VALUES = {
     "add": (floats(-10, 10), floats(-10, 10)),
     "sub": (floats(-10, 10), floats(-10, 10)),
@@ -637,6 +839,8 @@ BINARY_VALUES = {
     "pow": (floats(0.1, 5), floats(-3, 3)),
     "logaddexp": (floats(-20, 20), floats(-20, 20)),
     "normal_log_prob": (floats(-5, 5), floats(-5, 5), floats(0.1, 5)),
+    "maximum": (TIES, TIES),  # ties included: both split the gradient in half
+    "minimum": (TIES, TIES),
 }
 PROPERTY = settings(max_examples=25, deadline=None)
 
@@ -789,6 +993,8 @@ PROSE_RULES = {
     "max": "g to the maxima of x (ties share equally)",
     "transpose": "transpose(g, inverse of axes)",
     "concatenate": "g[the slice of input i]",
+    # any number of inputs, like concatenate; test_einsum_vjp_is_the_einsum_of_the_others
+    "einsum": "einsum(g, the other inputs -> the letters of input i)",
 }
 REMARK = re.compile(r"^(.*?)\s+\((?:= |0 where ).*\)$")
 FORMULA_FUNCTIONS = {
@@ -803,6 +1009,10 @@ FORMULA_FUNCTIONS = {
     "sum_to": mb.engine.kernels.sum_to,
     "scatter_add": mb.engine.kernels.scatter_add,
     "astype": lambda a, dtype: np.asarray(a).astype(dtype),
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "flip": np.flip,
+    "cumsum": np.cumsum,
 }
 
 
@@ -816,8 +1026,10 @@ def rule_applies(name: str, shapes: tuple, params: dict) -> bool:
     1-d ones), g and out with the reduced axes kept, both bounds of a clip."""
     if name == "matmul":
         return all(len(s) >= 2 for s in shapes)
-    if name == "logsumexp":
+    if name in ("logsumexp", "prod"):
         return params["keepdims"] or params["axis"] is None
+    if name == "cumsum":  # the primitive gets an int axis (mb.cumsum flattens for None)
+        return params["axis"] is not None
     return True
 
 

@@ -158,6 +158,14 @@ def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x @ y
 
 
+def einsum(*xs: np.ndarray, subscripts: str) -> np.ndarray:
+    """np.einsum with explicit ``subscripts`` ("ij,jk->ik"). Its ``optimize`` (a contraction
+    order, BLAS) costs ~10 us of planning, so it is asked for only where it can pay: more
+    than two operands, or large ones."""
+    optimize = len(xs) > 2 or any(x.size >= SMALL for x in xs)
+    return np.einsum(subscripts, *xs, optimize=optimize)
+
+
 def keepdims_shape(shape: tuple, axis: Any) -> tuple:
     """The shape of a reduction over ``axis`` with keepdims=True."""
     if axis is None:

@@ -17,6 +17,8 @@ helpers (``xp.sign``, ``xp.equal``) are used. Forwards longer than a numpy call 
 from __future__ import annotations
 
 import itertools
+import math
+import string
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -39,6 +41,15 @@ class EachInput:
 
     def __getitem__(self, i: int) -> Callable:
         return lambda xp, g, out, *xs, **params: self.vjp(i, xp, g, out, xs[i], **params)
+
+
+class EachInputOfAll(EachInput):
+    """``EachInput`` for an op whose VJP of input i needs every input (einsum's is made of
+    the others): ``vjps[i]`` calls ``vjp(i, xp, g, out, *inputs, **params)``, written out so
+    that it holds even if ``EachInput`` comes to show each VJP its own input only."""
+
+    def __getitem__(self, i: int) -> Callable:
+        return lambda *args, **params: self.vjp(i, *args, **params)
 
 
 # fmt: off
@@ -68,10 +79,21 @@ logaddexp = Primitive("logaddexp", np.logaddexp,
     [lambda xp, g, out, x, y: g * xp.exp(x - out),
      lambda xp, g, out, x, y: g * xp.exp(y - out)],
     rules=("g * exp(x - out)", "g * exp(y - out)"))
+maximum = Primitive("maximum", np.maximum,  # tie rule: equal inputs share g (torch's)
+    [lambda xp, g, out, x, y: g * larger_share(x, y),
+     lambda xp, g, out, x, y: g * larger_share(y, x)],
+    rules=("g * ((x > y) + (x == y) / 2)", "g * ((y > x) + (x == y) / 2)"))
+minimum = Primitive("minimum", np.minimum,
+    [lambda xp, g, out, x, y: g * larger_share(y, x),
+     lambda xp, g, out, x, y: g * larger_share(x, y)],
+    rules=("g * ((x < y) + (x == y) / 2)", "g * ((y < x) + (x == y) / 2)"))
 matmul = Primitive("matmul", kernels.matmul,
     [lambda xp, g, out, x, y: matmul_vjp_x(xp, g, x, y),
      lambda xp, g, out, x, y: matmul_vjp_y(xp, g, x, y)],
     rules=("g @ y.mT", "x.mT @ g"))
+einsum = Primitive("einsum", kernels.einsum,  # subscripts explicit: "ij,jk->ik"
+    EachInputOfAll(lambda i, xp, g, out, *xs, subscripts: einsum_vjp(i, xp, g, xs, subscripts)),
+    rules=("einsum(g, the other inputs -> the letters of input i)",))
 normal_log_prob = Primitive("normal_log_prob", kernels.normal_log_prob,
     [lambda xp, g, out, x, mu, sigma: -g * (x - mu) / sigma**2,
      lambda xp, g, out, x, mu, sigma: g * (x - mu) / sigma**2,
@@ -95,9 +117,18 @@ neg = Primitive("neg", np.negative,
 exp = Primitive("exp", np.exp,
     [lambda xp, g, out, x: g * out],
     rules=("g * out",))
+expm1 = Primitive("expm1", np.expm1,  # e^x - 1, accurate near 0
+    [lambda xp, g, out, x: g * xp.exp(x)],
+    rules=("g * exp(x)",))
 log = Primitive("log", np.log,
     [lambda xp, g, out, x: g / x],
     rules=("g / x",))
+log2 = Primitive("log2", np.log2,  # exact at powers of 2, unlike log(x) / log(2)
+    [lambda xp, g, out, x: g / (x * math.log(2))],
+    rules=("g / (x * log(2))",))
+log10 = Primitive("log10", np.log10,
+    [lambda xp, g, out, x: g / (x * math.log(10))],
+    rules=("g / (x * log(10))",))
 log1p = Primitive("log1p", np.log1p,
     [lambda xp, g, out, x: g / (1 + x)],
     rules=("g / (1 + x)",))
@@ -107,12 +138,30 @@ sqrt = Primitive("sqrt", np.sqrt,
 abs = Primitive("abs", np.abs,
     [lambda xp, g, out, x: g * xp.sign(x)],
     rules=("g * sign(x)",))
+sign = Primitive("sign", np.sign,  # sign, floor, ceil: piecewise constant, so gradient 0
+    [lambda xp, g, out, x: zero(xp, g)],
+    rules=("0",))
+floor = Primitive("floor", np.floor,
+    [lambda xp, g, out, x: zero(xp, g)],
+    rules=("0",))
+ceil = Primitive("ceil", np.ceil,
+    [lambda xp, g, out, x: zero(xp, g)],
+    rules=("0",))
 sin = Primitive("sin", np.sin,
     [lambda xp, g, out, x: g * xp.cos(x)],
     rules=("g * cos(x)",))
 cos = Primitive("cos", np.cos,
     [lambda xp, g, out, x: -g * xp.sin(x)],
     rules=("-g * sin(x)",))
+arctan = Primitive("arctan", np.arctan,
+    [lambda xp, g, out, x: g / (1 + x * x)],
+    rules=("g / (1 + x * x)",))
+sinh = Primitive("sinh", np.sinh,
+    [lambda xp, g, out, x: g * xp.cosh(x)],
+    rules=("g * cosh(x)",))
+cosh = Primitive("cosh", np.cosh,
+    [lambda xp, g, out, x: g * xp.sinh(x)],
+    rules=("g * sinh(x)",))
 tanh = Primitive("tanh", np.tanh,
     [lambda xp, g, out, x: g * (1 - out * out)],
     rules=("g * (1 - out * out)",))
@@ -145,10 +194,17 @@ mean = Primitive("mean", kernels.mean,
 max = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
     [lambda xp, g, out, x, axis, keepdims: max_vjp(xp, g, out, x, axis)],
     rules=("g to the maxima of x (ties share equally)",))
+prod = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
+    [lambda xp, g, out, x, axis, keepdims: xp.reshape(g, shape=keepdims_shape(x.shape, axis))
+         * others_product(xp, x, axis)],
+    rules=("g * out / x (= g * the product of the other entries, computed without dividing)",))
 logsumexp = Primitive("logsumexp", kernels.logsumexp,
     [lambda xp, g, out, x, axis, keepdims: xp.reshape(g, shape=keepdims_shape(x.shape, axis))
          * xp.exp(x - xp.reshape(out, shape=keepdims_shape(x.shape, axis)))],
     rules=("g * exp(x - out) (= g * softmax(x))",))
+cumsum = Primitive("cumsum", lambda x, axis: np.cumsum(x, axis=axis),  # a scan: axis an int
+    [lambda xp, g, out, x, axis: reverse_cumsum(xp, g, axis)],
+    rules=("flip(cumsum(flip(g, axis), axis), axis)",))
 
 # shapes and indexing (each pair is its own dual: reshape/reshape, broadcast_to/sum_to, ...)
 
@@ -298,6 +354,98 @@ def concatenate_vjp(i: int, xp: Any, g: Any, axis: int, bounds: tuple) -> Any:
     return xp.getitem(g, index=index)
 
 
+def larger_share(x: Any, y: Any) -> np.ndarray:
+    """1 where x > y, 1/2 where x == y (a tie: both inputs share g), else 0; a constant
+    mask in the inputs' dtype (a float64 mask would upcast float32 gradients)."""
+    x, y = data(x), data(y)
+    return ((x > y) + 0.5 * (x == y)).astype(np.result_type(x, y))
+
+
+def zero(xp: Any, g: Any) -> Any:
+    """0 in g's shape and dtype, also where g is inf or NaN (``0 * g`` would be NaN there)."""
+    return xp.where(0.0, g, cond=True)
+
+
+def others_product(xp: Any, x: Any, axis: Any) -> Any:
+    """For every entry of x, the product of the other entries reduced with it over ``axis``.
+
+    The reduced axes are moved last and flattened into one of length n; the product of the
+    others is (product of those before) * (product of those after), two scans. Nothing is
+    divided, so zeros need no special case: one zero gives the others' product there and
+    0 elsewhere, two zeros give 0 everywhere. Only mul, add, getitem, scatter_add, reshape
+    and transpose are used, so second derivatives are right too, zeros included.
+    """
+    axes = tuple(range(x.ndim)) if axis is None else normalized_axes(x.ndim, axis)
+    order = tuple(i for i in range(x.ndim) if i not in axes) + axes
+    moved = xp.transpose(x, axes=order) if order != tuple(range(x.ndim)) else x
+    lead = moved.shape[: x.ndim - len(axes)]
+    rows = xp.reshape(moved, shape=lead + (math.prod(moved.shape[len(lead) :]),))
+    after = reverse_last(exclusive_products(xp, reverse_last(rows)))
+    both = xp.reshape(exclusive_products(xp, rows) * after, shape=moved.shape)
+    return xp.transpose(both, axes=inverse_permutation(order, x.ndim)) if moved is not x else both
+
+
+def normalized_axes(ndim: int, axis: Any) -> tuple:
+    """``axis`` (an int or a tuple) as sorted non-negative axes."""
+    return tuple(sorted({a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))}))
+
+
+def reverse_last(a: Any) -> Any:
+    """``a`` with its last axis reversed."""
+    return a[..., ::-1]
+
+
+def exclusive_products(xp: Any, rows: Any) -> Any:
+    """p[..., i] = rows[..., 0] * ... * rows[..., i - 1] (1 for i = 0): the exclusive
+    cumulative product along the last axis, as log2(n) shifted products (Hillis-Steele)."""
+    p, k = shifted(xp, rows, 1), 1
+    while k < rows.shape[-1]:  # now p[i] = the product of the k entries before i
+        p = p * shifted(xp, p, k)
+        k *= 2
+    return p
+
+
+def shifted(xp: Any, a: Any, k: int) -> Any:
+    """``a`` moved k places along its last axis, the k places left free filled with 1 (a
+    scatter_add of a slice, plus a constant: both exact)."""
+    head = np.zeros(a.shape, dtype=a.dtype)
+    head[..., :k] = 1
+    return xp.scatter_add(a[..., :-k], index=(Ellipsis, slice(k, None)), shape=a.shape) + head
+
+
+def reverse_cumsum(xp: Any, g: Any, axis: int) -> Any:
+    """out[i] = g[i] + g[i + 1] + ... along ``axis``: cumsum of g read backwards."""
+    back = (slice(None),) * (axis % g.ndim) + (slice(None, None, -1),)
+    return xp.getitem(xp.cumsum(xp.getitem(g, index=back), axis=axis), index=back)
+
+
+def einsum_vjp(i: int, xp: Any, g: Any, xs: Sequence[Any], subscripts: str) -> Any:
+    """The einsum of g with the other inputs, written to input i's letters.
+
+    Two letters of input i need a constant operand: one it repeats (a diagonal: the copy
+    becomes a fresh letter, tied to the first by an identity matrix) and one that only input
+    i has (summed away in the forward: a vector of ones spreads g along it).
+    """
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    x, others = xs[i], [t for j, t in enumerate(terms) if j != i]
+    parts, operands = [output, *others], [g, *(a for j, a in enumerate(xs) if j != i)]
+    known, target = set(output).union(*others), ""
+    fresh = iter(sorted(set(string.ascii_letters) - set(subscripts)))
+    for letter, n in zip(terms[i], x.shape, strict=True):
+        if letter in target:  # x[..., j, ..., j, ...]: only the diagonal was read
+            new = next(fresh)
+            parts.append(letter + new)
+            operands.append(np.eye(n, dtype=x.dtype))
+            letter = new
+        elif letter not in known:  # summed over in x alone: every entry gets the same g
+            parts.append(letter)
+            operands.append(np.ones(n, dtype=x.dtype))
+            known.add(letter)
+        target += letter
+    return xp.einsum(*operands, subscripts=",".join(parts) + "->" + target)
+
+
 # --- the namespaces a VJP runs with (``xp``) --------------------------------------------------
 
 # Not differentiable, so they need no VJP: they return constant arrays in both namespaces.
@@ -305,8 +453,10 @@ CONSTANT_HELPERS = {
     "sign": lambda a: np.sign(data(a)),
     "equal": lambda a, b: np.equal(data(a), data(b)),
 }
-NUMPY = SimpleNamespace(**{op.name: op.forward for op in PRIMITIVES}, **CONSTANT_HELPERS)
-GRAPH = SimpleNamespace(**{op.name: op for op in PRIMITIVES}, **CONSTANT_HELPERS)
+# ``sign`` is also a table entry (mb.sign, gradient 0); inside VJPs the constant helper stands
+# in for it: the same values, and nothing recorded for a derivative that is 0 anyway.
+NUMPY = SimpleNamespace(**({op.name: op.forward for op in PRIMITIVES} | CONSTANT_HELPERS))
+GRAPH = SimpleNamespace(**({op.name: op for op in PRIMITIVES} | CONSTANT_HELPERS))
 
 
 # --- public functions on top of the table -----------------------------------------------------
