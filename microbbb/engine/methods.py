@@ -184,7 +184,7 @@ def array_ufunc(ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> An
     if name in OPS:
         advice = f"call mb.{name}(x) to keep the gradient"
     else:
-        advice = "microbbb has no op of that name"
+        advice = f"call mb.{name}(x) if microbbb has it (see microbbb.functional)"
     raise TypeError(
         f"numpy.{numpy_name} does not know microbbb tensors: {advice}, or numpy.{numpy_name}"
         "(x.data) for the values as a constant, without a gradient."
@@ -203,6 +203,6 @@ def array_function(func: Callable, args: tuple, kwargs: dict) -> Any:
     raise TypeError(
         f"numpy.{func.__name__} does not know microbbb tensors here: its result would be a"
         " constant where a variable was meant. Use the microbbb function of the same name"
-        f" if there is one (mb.{func.__name__}), or numpy.{func.__name__}(x.data) for the"
-        " values without a gradient."
+        f" if there is one (mb.{func.__name__}; see microbbb.functional), or"
+        f" numpy.{func.__name__}(x.data) for the values without a gradient."
     )
