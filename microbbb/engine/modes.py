@@ -76,14 +76,14 @@ class scope:
     """
 
     def __init__(self, name: str):
-        self.name, self.tokens = name, []
+        self.name = name
 
     def __enter__(self) -> None:
         outer = SCOPE.get()
-        self.tokens.append(SCOPE.set(f"{outer}/{self.name}" if outer else self.name))
+        self.token = SCOPE.set(f"{outer}/{self.name}" if outer else self.name)
 
     def __exit__(self, *exc: object) -> None:
-        SCOPE.reset(self.tokens.pop())
+        SCOPE.reset(self.token)
 
 
 class Cut(NamedTuple):

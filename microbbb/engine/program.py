@@ -59,6 +59,7 @@ class TapeProgram:
         self.output = output
         self.records = tape(output)  # forward order; output.record is the last one
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
+        self._stamped = saved.WRITES.last
         writer = _Writer(self.records, self.leaves)
         self.source, namespace = writer.program(output)
         self.shapes = [t.data.shape for t in self.leaves]
@@ -81,8 +82,10 @@ class TapeProgram:
         except RuntimeWarning:  # numpy's floating-point warning: run again, quietly
             nonfinite.quietly(self._run)  # (.grad is written only at the end of a run)
             nonfinite.warn("(a recorded op)", "run")
-        for r in self.records:  # the records hold the values of this run (see saved.py)
-            r.written = saved.WRITES.last
+        if self._stamped != saved.WRITES.last:  # the records hold this run's values now
+            self._stamped = saved.WRITES.last  # (see saved.py)
+            for r in self.records:
+                r.written = self._stamped
 
     def __repr__(self) -> str:
         vjps = self.source.count("_bar = ")

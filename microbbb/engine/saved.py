@@ -11,22 +11,22 @@ output (``record.out``). Three rules keep them as they were when the op ran:
 2. **Writes through the engine are allowed, and counted**: in-place operators under
    ``no_grad()`` (``p -= lr * p.grad``), ``t.copy_(values)``, ``t.zero_()``, and
    ``writing(...)`` (optimisers, ``LossProgram``, loading files). Each unlocks the
-   arrays, writes, gives them a new version number and locks them again. A backward
-   through a record made before such a write refuses, naming the op, its tape position
-   and the input (PyTorch's rule: "modified by an inplace operation").
+   arrays, writes, and gives them a new version number; the next recorded op that uses
+   them locks them again. A backward through a record made before such a write refuses,
+   naming the op, its tape position and the input (PyTorch's rule: "modified by an
+   inplace operation").
 3. **``t.data = new_array`` gives a tensor a new array**: records keep the old one, so what
    they saved does not change.
 
-The lock stays when the graph is gone (knowing when a graph dies would cost more than a
-small op); use rule 2 or 3 to change such an array. A recorded program (``TapeProgram``)
+Otherwise the lock stays when the graph is gone (knowing when a graph dies would cost more
+than a small op); use rule 2 or 3 to change such an array. A recorded program (``TapeProgram``)
 reruns on the current values by design: its runs are not checked.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,23 +42,24 @@ class _Writes:
 WRITES = _Writes()
 
 
-@contextmanager
-def writing(*items: Any) -> Iterator[None]:
-    """Change the arrays of these tensors (or these arrays) in place, within the block:
-    unlocked for the block, then locked again with a new version number (rule 2)."""
-    arrays = [a if isinstance(a, np.ndarray) else a.data for a in items]
-    locked = [a for a in arrays if not a.flags.writeable]
-    for a in locked:
-        a.setflags(write=True)
-    try:
-        yield
-    finally:
+class writing:
+    """``with writing(*tensors_or_arrays):`` change their arrays in place within the block:
+    writable, then given a new version number (rule 2). They stay writable: every record
+    made before the write now refuses backward, and the next one to use them locks them."""
+
+    def __init__(self, *items: Any):
+        self.arrays = [a if isinstance(a, np.ndarray) else a.data for a in items]
+
+    def __enter__(self) -> None:
+        for a in self.arrays:
+            if not a.flags.writeable:
+                a.setflags(True)
+
+    def __exit__(self, *exc: object) -> None:
         number = next(_NUMBERS)
-        for a in arrays:
+        for a in self.arrays:
             VERSIONS[id(a)] = number
         WRITES.last = number
-        for a in locked:
-            a.setflags(write=False)
 
 
 def check(records: Sequence[Any]) -> None:

@@ -36,10 +36,10 @@ class Record:
         self.params, self.out = params, out
         self.values, self.written = values, saved.WRITES.last
         self.index, self.scope = next(CLOCK), SCOPE.get()
-        out.setflags(write=False)
-        for v in values:  # (the inputs that are outputs of other records already are)
-            if v.flags.writeable:
-                v.setflags(write=False)
+        out.setflags(False)  # read-only (positional: twice as fast as write=False)
+        for t in inputs:  # (the inputs other records made are read-only already)
+            if t.record is None:
+                t.data.setflags(False)
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(t.shape) for t in self.inputs)
@@ -107,9 +107,10 @@ def _as_tensors(inputs: tuple) -> tuple:
                     "a list of tensors is not a tensor (as a constant it would carry no"
                     " gradient): stack it first, mb.stack([...]), or concatenate it."
                 )
-            array = np.asarray(a)
+            array = np.asarray(a)  # a new array, unless a is one: then copy it
             check_dtype(array.dtype)
-            a = Tensor.wrap(np.array(array, dtype=dtype))
+            copy = array is a or array.dtype != dtype
+            a = Tensor.wrap(array.astype(dtype) if copy else array)
         tensors.append(a)
     return tuple(tensors)
 
