@@ -114,3 +114,15 @@ def test_copy_zero_and_requires_grad_():
     assert t.data.tolist() == [0.0, 0.0] and t.grad.tolist() == [6.0, 8.0]
     with pytest.raises(RuntimeError, match="leaf"):
         (t * 2.0).requires_grad_(False)
+
+
+def test_a_computed_tensor_changed_through_the_engine_is_locked_again():
+    x = mb.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    with mb.no_grad():
+        y += 1.0  # in place (grad mode is off): y's own record now refuses backward
+    z = (y * y).sum()  # a new graph reads y's new values
+    with pytest.raises(ValueError, match="read-only"):
+        y.data[...] = 0.0  # so they must not change under it
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        z.backward()  # and y's old record saw the values before the +=

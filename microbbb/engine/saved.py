@@ -44,11 +44,13 @@ WRITES = _Writes()
 
 class writing:
     """``with writing(*tensors_or_arrays):`` change their arrays in place within the block:
-    writable, then given a new version number (rule 2). They stay writable: every record
-    made before the write now refuses backward, and the next one to use them locks them."""
+    writable, then given a new version number (rule 2). Every record made before the write
+    now refuses backward. A leaf's array stays writable (the next record to use it locks
+    it); a computed tensor's is locked again (records lock only their leaves' arrays)."""
 
     def __init__(self, *items: Any):
         self.arrays = [a if isinstance(a, np.ndarray) else a.data for a in items]
+        self.computed = [a.data for a in items if getattr(a, "record", None) is not None]
 
     def __enter__(self) -> None:
         for a in self.arrays:
@@ -60,6 +62,8 @@ class writing:
         for a in self.arrays:
             VERSIONS[id(a)] = number
         WRITES.last = number
+        for a in self.computed:
+            a.setflags(False)
 
 
 def check(records: Sequence[Any]) -> None:
