@@ -20,6 +20,8 @@ def _kind(value: Any) -> str:
 
 def count(value: Any, name: str, meaning: str) -> int:
     """An integer >= 1, such as a number of samples or epochs (bools are refused)."""
+    if type(value) is int and value >= 1:  # the common case, without building a message
+        return value
     wanted = f"{name} must be an integer >= 1 ({meaning})"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{wanted}, got {_kind(value)}")
@@ -30,6 +32,8 @@ def count(value: Any, name: str, meaning: str) -> int:
 
 def number(value: Any, name: str, meaning: str, low: float = -math.inf) -> float:
     """A finite real number >= ``low`` (bools are refused)."""
+    if (type(value) is int or isinstance(value, float)) and math.isfinite(value) and value >= low:
+        return float(value)  # the common case, without building a message
     bound = "" if low == -math.inf else f" >= {low:g}"
     wanted = f"{name} must be a finite number{bound} ({meaning})"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
