@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import nonfinite
+from . import methods, nonfinite
 from .kernels import FLOAT_DTYPES, check_dtype
 from .methods import (
     comparison,
@@ -214,7 +214,7 @@ def from_numpy(array: np.ndarray, name: str | None = None) -> Tensor:
 
 # Tensor's operators and methods are the ops and the backward defined in these modules, which
 # import Tensor: imported last, this is the engine's one (documented) import cycle.
-from . import gradients, methods  # noqa: E402
+from . import gradients  # noqa: E402
 from . import primitives as P  # noqa: E402
 
 methods.OPS.update((op.name, op) for op in P.PRIMITIVES)
