@@ -1,5 +1,5 @@
-"""Seeing the gradients: drawings of the graph, trace tables, backward replay, gradient-path
-attribution and per-node VJP checks.
+"""Seeing the gradients: drawings of the graph, trace tables (adjoint and tangent), backward
+replay, gradient-path attribution and per-node VJP checks.
 
 This package reads the engine's records (``tape``, ``adjoint_flow``); the engine never
 imports it, and nothing here changes any ``.grad``.
@@ -8,12 +8,13 @@ imports it, and nothing here changes any ``.grad``.
 from .attribution import Attribution, attribute, bbb_split
 from .check import GraphCheck, check_graph
 from .graph import build_graph, draw, save
-from .tables import Replay, TraceTable, replay, trace_table
+from .tables import Replay, TangentTrace, TraceTable, replay, tangent_trace, trace_table
 
 __all__ = [
     "Attribution",
     "GraphCheck",
     "Replay",
+    "TangentTrace",
     "TraceTable",
     "attribute",
     "bbb_split",
@@ -22,5 +23,6 @@ __all__ = [
     "draw",
     "replay",
     "save",
+    "tangent_trace",
     "trace_table",
 ]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..engine import Record, Tensor
+from ..engine import Record, Tensor, jvp
 from .graph import Graph, build_graph, input_names, summary
 
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@"}
@@ -122,10 +123,12 @@ def _expression(graph: Graph, names: dict, record: Record) -> str:
     return f"{op}({', '.join(args + params)})"
 
 
-def _rule(graph: Graph, names: dict, record: Record, i: int) -> str:
-    """The VJP formula with the op's variables replaced by their v-names."""
+def _rule(graph: Graph, names: dict, record: Record, i: int, g: str | None = None) -> str:
+    """The VJP formula with the op's variables replaced by their v-names (``g`` by the
+    output's adjoint, or by the word ``g`` given)."""
     rule = record.op.rules[min(i, len(record.op.rules) - 1)]
-    words = {"g": names[("record", id(record))] + "̄", "out": names[("record", id(record))]}
+    out = names[("record", id(record))]
+    words = {"g": g or out + "̄", "out": out}
     for name, t in zip(input_names(record.op, len(record.inputs)), record.inputs, strict=True):
         words[name] = _operand(graph, names, t)
     return re.sub(r"\b[A-Za-z_]\w*\b", lambda m: words.get(m.group(0), m.group(0)), rule)
@@ -247,3 +250,148 @@ def replay(output: Tensor, grad: Any = None) -> Replay:
     if not graph.edges:
         raise ValueError("replay needs an output that requires grad (and grad= if not scalar)")
     return Replay(_steps(graph, _names(graph)))
+
+
+# --- tangent trace (forward mode) -----------------------------------------------------------------
+
+DOT = "̇"  # combining dot above: v1̇ is the tangent of v1, as v1̄ is its adjoint
+
+
+def _width(text: str) -> int:
+    """Columns on screen: a combining dot or bar takes none."""
+    return sum(not unicodedata.combining(c) for c in text)
+
+
+@dataclass
+class TangentRow:
+    """One line of the tangent trace: a primal row and its tangent, one value per seed."""
+
+    primal: Row
+    tangent: str  # the tangent's formula, e.g. "v-1̇ * v0 + v0̇ * v-1"
+    values: list[np.ndarray]  # one per tangent column (seed)
+
+
+class TangentTrace:
+    """The forward (primal) trace with its tangent columns, in forward-mode notation: each
+    ``vk̇`` is computed from the tangents of ``vk``'s inputs, in recording order, for each
+    seed (``columns``: e.g. ``x1̇ = 1`` for the derivative with respect to ``x1``)."""
+
+    def __init__(self, rows: list[TangentRow], columns: list[str]):
+        self.rows = rows
+        self.columns = columns
+
+    def _cells(self) -> list[list[str]]:
+        header = ["", "", "value", "", "tangent", *self.columns]
+        body = [
+            [r.primal.variable, r.primal.expression, summary(r.primal.value),
+             r.primal.variable + DOT, r.tangent, *(summary(v) for v in r.values)]
+            for r in self.rows
+        ]  # fmt: skip
+        return [header, *body]
+
+    def __str__(self) -> str:
+        cells = self._cells()
+        widths = [max(_width(line[i]) for line in cells) for i in range(len(cells[0]))]
+        lines = ["forward (primal) trace with tangents"]
+        for line in cells:
+            padded = (c + " " * (w - _width(c)) for c, w in zip(line, widths, strict=True))
+            lines.append("  ".join(padded))
+        return "\n".join(line.rstrip() for line in lines)
+
+    def _repr_html_(self) -> str:
+        header, *body = self._cells()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>" for line in body
+        )
+        return f"<h4>forward (primal) trace with tangents</h4><table><tr>{head}</tr>{rows}</table>"
+
+
+def _tangent_formula(graph: Graph, names: dict, record: Record) -> str:
+    """vk̇ as the sum over the inputs that can move: for scalars each term is the VJP rule
+    with g replaced by the input's tangent (a 1 x 1 Jacobian is its own transpose), else
+    the chain rule written out, ∂vk/∂vi·vi̇."""
+    out = names[("record", id(record))]
+    scalar = record.out.size == 1 and all(t.size == 1 for t in record.inputs)
+    terms = []
+    for i, t in enumerate(record.inputs):
+        if not t.requires_grad:  # a constant: its tangent is 0
+            continue
+        dot = _operand(graph, names, t) + DOT
+        term = _rule(graph, names, record, i, g=dot) if scalar else None
+        terms.append(term or f"∂{out}/∂{_operand(graph, names, t)}·{dot}")
+    return " + ".join(terms).replace("+ -", "- ") or "0"
+
+
+def _seeds(graph: Graph, names: dict, tangents: Any) -> tuple[list[dict], list[str]]:
+    """One {leaf key: tangent array} per column, and the columns' labels."""
+    leaves = {key: graph.tensors[key].tensor for key in names if key[0] == "tensor"}
+    if tangents is None:  # one column per input that requires grad: its partial derivatives
+        inputs = [key for key, t in leaves.items() if t.requires_grad]
+        labels = [(leaves[key].name or names[key]) + DOT + " = 1" for key in inputs]
+        return [{key: np.ones_like(leaves[key].data)} for key in inputs], labels
+    several = isinstance(tangents, (list, tuple))
+    columns = list(tangents) if several else [tangents]
+    seeds = []
+    for column in columns:
+        if not isinstance(column, dict):
+            raise TypeError(
+                "tangent_trace: tangents must be a dict {input tensor: tangent}, a list of"
+                f" such dicts, or None; got {type(column).__name__}"
+            )
+        seed = {}
+        for t, u in column.items():
+            key = graph.key(t) if isinstance(t, Tensor) else None
+            if key not in leaves or not t.requires_grad:
+                raise ValueError(
+                    "tangent_trace: every key of tangents must be an input tensor of the"
+                    f" output that requires grad; {t!r} is not"
+                )
+            seed[key] = np.asarray(u, dtype=t.dtype)
+            if seed[key].shape != t.shape:
+                raise ValueError(
+                    f"tangent_trace: the tangent of {t.name or names[key]} has shape"
+                    f" {seed[key].shape}, the input has shape {t.shape}; they must be equal"
+                )
+        seeds.append(seed)
+    return seeds, [f"u{k}" for k in range(1, len(seeds) + 1)] if several else ["u"]
+
+
+def tangent_trace(output: Tensor, tangents: Any = None) -> TangentTrace:
+    """The forward (primal) trace of ``output`` with tangent columns: forward mode, op by op.
+
+    ``tangents`` gives the inputs' tangents (seeds): a dict ``{input: tangent}`` (inputs
+    left out get 0) for one column, a list of dicts for several, or None for one column
+    per input that requires grad, seeded with ones (for scalar inputs, the partial
+    derivatives: the last row holds the gradient, entry by entry). Each ``vk̇`` is
+    ``microbbb.jvp`` of ``vk``'s op at its recorded inputs, so it uses the same VJPs as
+    the reverse trace of ``trace_table``.
+    """
+    if output.record is None:
+        raise ValueError("tangent_trace needs an output computed by recorded ops")
+    graph = build_graph(output)
+    names = _names(graph)
+    seeds, labels = _seeds(graph, names, tangents)
+    rows, tangent = [], {}  # tangent: node key -> its tangent, one array per column
+    for key in (k for k in names if k[0] == "tensor"):
+        t = graph.tensors[key].tensor
+        tangent[key] = [seed.get(key, np.zeros_like(t.data)) for seed in seeds]
+        formula = (t.name or names[key]) + DOT if t.requires_grad else "0 (constant)"
+        rows.append(TangentRow(Row(names[key], t.name or "input", t.data), formula, tangent[key]))
+    for r in graph.records:  # in recording order: each tangent from its inputs' tangents
+        key = ("record", id(r))
+        tangent[key] = [_push(graph, r, tangent, c) for c in range(len(seeds))]
+        primal = Row(names[key], _expression(graph, names, r), r.out)
+        rows.append(TangentRow(primal, _tangent_formula(graph, names, r), tangent[key]))
+    return TangentTrace(rows, labels)
+
+
+def _push(graph: Graph, record: Record, tangent: dict, column: int) -> np.ndarray:
+    """The output tangent of ``record`` for one column: ``jvp`` of its op at its recorded
+    inputs, with its inputs' tangents (0 for constants)."""
+    us = tuple(
+        tangent[graph.key(t)][column] if graph.key(t) in tangent else np.zeros_like(v)
+        for t, v in zip(record.inputs, record.values, strict=True)
+    )
+    _, dot = jvp(lambda *xs: record.op(*xs, **record.params), tuple(record.values), us)
+    return dot.data
