@@ -53,6 +53,12 @@ def test_ops_benchmark_runs():
     assert "matmul 128x128, forward+backward" in out
 
 
+def test_jvp_benchmark_runs():
+    # it checks, before timing, that mb.jvp agrees with both of torch's jvps (rtol 1e-10)
+    out = run(str(BENCHMARKS / "jvp.py"), "--repeats", "5")
+    assert out.count("microbbb jvp (double VJP)") == 2 and "torch.func.jvp (tangent)" in out
+
+
 # ----------------------------------------------------------------------------- the impls
 
 RTOL, FLOOR = 1e-9, 1e-12  # bbb_step.py's float64 check: rtol |ref| + FLOOR max|ref|

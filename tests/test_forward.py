@@ -20,6 +20,8 @@ cotangents v, against:
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -349,3 +351,26 @@ def test_tangent_trace_errors():
         tangent_trace(out, 1.0)
     with pytest.raises(ValueError, match="computed by recorded ops"):
         tangent_trace(x1)
+
+
+# a row of docs/derivatives.md's tangent table: | $\dot v_{-1}$ | ... | 1.0000 | 0.0000 |
+DOC_ROW = re.compile(
+    r"^\| \$\\dot v_\{?(-?\d+)\}?\$ \|.*\| (-?\d+\.\d{4}) \| (-?\d+\.\d{4}) \|$", re.M
+)
+
+
+def test_the_documented_tangent_table():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "derivatives.md").read_text()
+    rows = {int(i): (float(a), float(b)) for i, a, b in DOC_ROW.findall(doc)}
+    assert sorted(rows) == [-1, 0, 1, 2, 3, 4, 5]
+
+    def trace(x1, x2):  # the page's numbering (the survey's): v3 = sin v0, v4 = v1 + v2
+        v = {-1: x1, 0: x2, 1: mb.log(x1), 2: x1 * x2, 3: mb.sin(x2)}
+        v[4] = v[1] + v[2]
+        v[5] = v[4] - v[3]
+        return tuple(v[k] for k in sorted(v))
+
+    _, first = mb.jvp(trace, (2.0, 5.0), (1.0, 0.0))
+    _, second = mb.jvp(trace, (2.0, 5.0), (0.0, 1.0))
+    for k, a, b in zip(sorted(rows), first, second, strict=True):
+        assert rows[k] == (round(a.item(), 4), round(b.item(), 4)), k
