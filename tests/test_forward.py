@@ -255,6 +255,7 @@ def test_float32_primals_keep_float32_and_numbers_as_tangents_take_it():
          r"tangents\[0\] has dtype float32 but primals\[0\] is float64"),
         ((1.0,), (True,), TypeError, r"tangents\[0\] must hold real numbers, got dtype bool"),
         ((1.0, "a"), (1.0, 1.0), TypeError, r"primals\[1\] must be a tensor"),
+        ((), (), ValueError, "primals is empty"),
     ],
 )  # fmt: skip
 def test_errors_name_the_argument(primals, tangents, error, message):

@@ -42,6 +42,8 @@ def jvp(f: Callable, primals: Any, tangents: Any) -> tuple[Any, Any]:
     single = not isinstance(primals, (tuple, list))
     primals = [primals] if single else list(primals)
     tangents = [tangents] if single else tangents
+    if not primals:
+        raise ValueError("jvp: primals is empty; give at least one input to differentiate at")
     if not isinstance(tangents, (tuple, list)) or len(tangents) != len(primals):
         raise TypeError(
             f"jvp: tangents must be a tuple or list with one tangent per primal"

@@ -7,6 +7,11 @@ trace lists, newest op first, each contribution ``v̄k += <rule>`` with its valu
 adjoint after it. Unnamed scalar constants are written inline. Both traces print as text
 and show as HTML in Jupyter.
 
+``tangent_trace(output)`` is forward mode in the same notation: the forward trace with a
+tangent column per input (or per seed given), each ``vk̇`` computed from its inputs'
+tangents in recording order (as in Table 2 of Baydin et al. 2018; the adjoint trace is
+their Table 3).
+
 ``replay(output)`` walks the same reverse sweep one op at a time and shows, for each input
 of that op, its adjoint before and after the step.
 """
