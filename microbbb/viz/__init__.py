@@ -1,5 +1,5 @@
 """Seeing the gradients: drawings of the graph, trace tables, backward replay, gradient-path
-attribution and per-node VJP checks.
+attribution, per-node VJP checks and a step-by-step explorer page (``explore``).
 
 This package reads the engine's records (``tape``, ``adjoint_flow``); the engine never
 imports it, and nothing here changes any ``.grad``.
@@ -7,11 +7,13 @@ imports it, and nothing here changes any ``.grad``.
 
 from .attribution import Attribution, attribute, bbb_split
 from .check import GraphCheck, check_graph
+from .explorer import Explorer, explore
 from .graph import build_graph, draw, save
 from .tables import Replay, TraceTable, replay, trace_table
 
 __all__ = [
     "Attribution",
+    "Explorer",
     "GraphCheck",
     "Replay",
     "TraceTable",
@@ -20,6 +22,7 @@ __all__ = [
     "build_graph",
     "check_graph",
     "draw",
+    "explore",
     "replay",
     "save",
     "trace_table",
