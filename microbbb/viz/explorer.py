@@ -35,7 +35,7 @@ from ..engine.extend import Record, Tensor
 from .attribution import bbb_split
 from .explorer_layout import Box, Link, layout
 from .graph import Graph, build_graph, input_names, magnitude, summary
-from .tables import _expression, _inline, _names, _steps
+from .tables import _expression, _inline, _names, _operand, _rule, _steps
 
 FULL = 128  # arrays with at most this many entries are written out in full
 INLINE = 4  # ... and with at most this many are put into the rules' formulas
@@ -139,22 +139,31 @@ def _short(a: Any) -> str:
     return "⟨" + "×".join(str(n) for n in a.shape) + "⟩"
 
 
-def _substituted(record: Record, index: int, g: np.ndarray) -> tuple[str, list[str]]:
-    """The rule of input ``index`` with numbers in place of its letters, and what the
-    letters that stand for large arrays hold."""
+def _substituted(
+    graph: Graph, names: dict, record: Record, index: int, g: np.ndarray
+) -> tuple[str, list[str]]:
+    """The rule of input ``index`` with numbers in place of its letters (a large array keeps
+    its v-name, with its shape), and what those large arrays hold."""
     rule = record.op.rules[min(index, len(record.op.rules) - 1)]
-    words = {"g": g, "out": record.out}
-    words.update(zip(input_names(record.op, len(record.inputs)), record.values, strict=False))
+    out_name = names[("record", id(record))]
+    words = {"g": (out_name + "\u0304", g), "out": (out_name, record.out)}
+    for name, t, value in zip(
+        input_names(record.op, len(record.inputs)), record.inputs, record.values, strict=False
+    ):
+        words[name] = (names.get(graph.key(t), name), value)
     where: list[str] = []
 
     def put(match: re.Match) -> str:
         word = match.group(0)
         if word not in words:
             return word
-        value = np.asarray(words[word])
-        if value.size > INLINE and word not in [w.split(" ")[0] for w in where]:
-            where.append(f"{word} {_short(value)}: {summary(value, 4)}")
-        return _short(value) if value.size <= INLINE else word + _short(value)
+        name, value = words[word][0], np.asarray(words[word][1])
+        if value.size <= INLINE:
+            return _short(value)
+        line = f"{name} {_short(value)}: {summary(value, 4)}"
+        if line not in where:
+            where.append(line)
+        return name + _short(value)
 
     return re.sub(r"\b[A-Za-z_]\w*\b", put, rule), where
 
@@ -279,10 +288,7 @@ def _records(graph: Graph, names: dict, ids: dict, boxes: list[Box]) -> tuple[li
                 "expression": expression,
                 "scope": record.scope or "",
                 "inputs": [ids.get(graph.key(t)) for t in record.inputs],
-                "rules": [
-                    f"{name}\u0304 += {record.op.rules[min(i, len(record.op.rules) - 1)]}"
-                    for i, name in enumerate(input_names(record.op, len(record.inputs)))
-                ],
+                "rules": _rules(graph, names, record),
             }
         )
         boxes.append(Box(op_id, record.scope or "", [expression], "op"))
@@ -293,6 +299,19 @@ def _records(graph: Graph, names: dict, ids: dict, boxes: list[Box]) -> tuple[li
                 label = "ḡ ‖0.000e+00‖" if t.requires_grad else ""
                 links.append(Link(f"{op_id}:{i}", source, op_id, label))
     return records, links
+
+
+def _rules(graph: Graph, names: dict, record: Record) -> list[str]:
+    """The op's VJP rules for the inputs that need a gradient, in its letters and in v-names."""
+    rules = []
+    for i, (name, t) in enumerate(
+        zip(input_names(record.op, len(record.inputs)), record.inputs, strict=True)
+    ):
+        if t.requires_grad:
+            rule = record.op.rules[min(i, len(record.op.rules) - 1)]
+            here = f"{_operand(graph, names, t)}\u0304 += {_rule(graph, names, record, i)}"
+            rules.append(f"{name}\u0304 += {rule}   (here {here})")
+    return rules
 
 
 def _backward(graph: Graph, names: dict, ids: dict) -> list[dict]:
@@ -326,7 +345,7 @@ def _backward(graph: Graph, names: dict, ids: dict) -> list[dict]:
         edges = [e for e in graph.edges if e.record is record]
         updates = []
         for edge, (lhs, rule, contribution, _, after) in zip(edges, step.updates, strict=True):
-            numbers, where = _substituted(record, edge.index, edge.g)
+            numbers, where = _substituted(graph, names, record, edge.index, edge.g)
             share = shares[(id(record), edge.index)]
             text = f"{numbers} = {summary(contribution, 4)}"
             if share.summed:

@@ -69,7 +69,7 @@ def visible(boxes: list[Box], links: list[Link], folded: frozenset[str]) -> tupl
             groups[fold] = groups.get(fold, 0) + (box.shape == "op")
     for scope, ops in groups.items():
         parent = scope.rsplit("/", 1)[0] if "/" in scope else ""
-        lines = [f"▸ {scope}", f"{ops} ops, folded"]
+        lines = [f"▸ {scope}", f"{ops} ops, folded (click)"]
         shown.append(Box(group_id(scope), parent, lines, "group"))
     merged: dict[tuple[str, str], Link] = {}
     carried: dict[tuple[str, str], list[str]] = {}

@@ -360,6 +360,7 @@
     state.bbb = e.target.value === "" ? null : D.bbb[Number(e.target.value)];
     paintBBB(); paintEdges();
     if (state.bbb) { state.selected = state.bbb.tensor; paintNodes(); paintDetail(); }
+    $("bbb").scrollIntoView({ block: "start" });
   };
   draw();
   paintBBB();
