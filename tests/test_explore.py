@@ -203,6 +203,20 @@ def test_array_leaves_show_their_full_grad_after_the_last_step(opened):
 
 
 @needs_browser
+def test_the_page_says_whether_each_leaf_grad_holds_its_adjoint(opened):
+    loss, leaves, _ = small_network()
+    p = opened(loss)
+    p.press("End")
+    checks = p.page.locator("#leaves tbody td:nth-child(4)").all_inner_texts()
+    assert checks == ["= .grad"] * len(leaves)
+    loss.backward()  # a second backward: every .grad now holds twice the adjoint
+    p = opened(loss)
+    p.press("End")
+    checks = p.page.locator("#leaves tbody td:nth-child(4)").all_inner_texts()
+    assert all(c.startswith(".grad differs") for c in checks), checks
+
+
+@needs_browser
 def test_forward_values_appear_and_the_adjoint_table_grows(opened):
     loss, _, _ = small_network()
     p = opened(loss)

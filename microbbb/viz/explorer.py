@@ -238,7 +238,7 @@ def _tensors(graph: Graph, names: dict) -> tuple[list[dict], list[Box], dict]:
             "leaf": leaf,
             "grad": None if node.adjoint is None else array(node.adjoint),
             "dotgrad": None if grad is None else array(grad),
-            "made_by": None,
+            "grad_note": _grad_note(node.adjoint, grad) if leaf else "",
         }
         tensors.append(entry)
         lines = [
@@ -254,9 +254,21 @@ def _tensors(graph: Graph, names: dict) -> tuple[list[dict], list[Box], dict]:
     return tensors, boxes, ids
 
 
+def _grad_note(adjoint: np.ndarray | None, grad: np.ndarray | None) -> str:
+    """Whether the leaf's ``.grad`` holds the adjoint the page shows."""
+    if adjoint is None:
+        return ""
+    if grad is None:
+        return "no .grad yet (backward not called)"
+    if np.array_equal(adjoint, grad) or np.allclose(adjoint, grad, rtol=1e-12, atol=0):
+        return "= .grad"
+    diff = float(np.abs(np.asarray(grad) - adjoint).max())
+    return f".grad differs (max |diff| {diff:.3g}): more than one backward added to it?"
+
+
 def _shape_line(kind: str, a: np.ndarray) -> str:
     shape = f"({', '.join(str(n) for n in a.shape)})" if a.ndim else "scalar"
-    return shape if kind in ("intermediate", "output") and a.ndim else f"{kind}, {shape}"
+    return shape if kind == "intermediate" else f"{kind}, {shape}"
 
 
 def _brief(a: np.ndarray) -> str:

@@ -196,7 +196,11 @@
         u.where.forEach((w) => add("span", "   where " + w, "formula where"));
         add("span", "   " + u.lhs + " is now " + u.after.text, "formula");
       });
-      if (b === M - 1) add("p", "Done: every leaf holds its gradient (the table below).", "ok");
+      if (b === M - 1) {
+        add("p", "Done: every leaf holds its gradient:", "ok");
+        D.leaves.forEach((id) => add("span", (tensor[id].name || tensor[id].v) + ": " +
+          adjointNow(id).short + "   " + tensor[id].grad_note, "formula"));
+      }
     }
     $("counter").textContent = s === 0 ? "start" : s <= N ? "forward " + s + " / " + N :
       "backward " + (s - N - 1) + " / " + (M - 1);
@@ -232,10 +236,12 @@
     D.leaves.forEach((id) => {
       const t = tensor[id], adj = adjointNow(id), tr = document.createElement("tr");
       tr.dataset.leaf = id;
-      [t.name || t.v, shapeText(t.shape), adj ? adj.text : "—"].forEach((text, i) => {
+      const done = backwardDone() === M - 1;
+      [t.name || t.v, shapeText(t.shape), adj ? adj.text : "—", done ? t.grad_note : ""].forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;
         if (i === 2) td.className = "leaf-adjoint";
+        if (i === 3) td.className = text === "= .grad" ? "ok" : text.startsWith(".grad differs") ? "bad" : "";
         tr.appendChild(td);
       });
       tr.addEventListener("click", () => select(id));
