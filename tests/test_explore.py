@@ -352,6 +352,8 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         explore(x1)
     with pytest.raises(ValueError, match=r"pass grad="):
         explore(x1 * mb.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="collapse must be a list of scope names"):
+        explore(f, collapse="layer1")
     with pytest.raises(ValueError, match="not in the graph"):
         explore(f, collapse=["nowhere"])
     with pytest.raises(ValueError, match="must end in .html"):

@@ -101,6 +101,13 @@ def explore(
             f"explore: output has shape {output.shape}; pass grad= (its adjoint, same shape)"
             " or explore a scalar such as output.sum()"
         )
+    if isinstance(collapse, str) or not (
+        collapse is None or all(isinstance(s, str) for s in collapse)
+    ):
+        raise TypeError(
+            f"explore: collapse must be a list of scope names, e.g. ['layer1/log_q'], got"
+            f" {collapse!r}"
+        )
     data = page_data(output, grad, collapse, title)
     page = render(data)
     result = Explorer(page)
