@@ -75,7 +75,7 @@ def test_gradient_flow_text_and_numbers_agree():
     without_torch = copy.copy(numbers)
     without_torch |= {"agree": False, "torch": False}
     without_torch["parameters"] = [p | {"torch": None} for p in numbers["parameters"]]
-    files = {"drawings": ["a.svg", "a.png", "b.svg"], "tape": "tape.txt"}
+    files = {"drawings": ["a.svg", "a.png", "b.svg"], "tape": "tape.txt", "explorer": "e.html"}
     variants = [(gradient_flow.report_text, n, files) for n in (numbers, without_torch)]
     assert disagreements(fill_all("gradient_flow", None, variants)) == []
 

@@ -23,7 +23,7 @@ def test_gradient_flow_demo(tmp_path):
     assert result["agree"] and result["torch"] and result["worst"] < 1e-9
     assert result["loss_after"] < result["loss"]  # the SGD step went downhill
     for name in ["gradient_flow.svg", "gradient_flow.png", "gradient_flow_full.svg",
-                 "tape.txt", "report.txt"]:  # fmt: skip
+                 "tape.txt", "report.txt", "explorer.html"]:  # fmt: skip
         assert (tmp_path / name).stat().st_size > 1000, name
     png = (tmp_path / "gradient_flow.png").read_bytes()
     width, height = struct.unpack(">II", png[16:24])

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..bbb import BayesianMLP, Gaussian, by_hand
 from ..optim import SGD
-from ..viz import bbb_split, draw, save, trace_table
+from ..viz import bbb_split, draw, explore, save, trace_table
 from .common import Report, Template
 
 PARTS = ("weight_mu", "bias_mu", "weight_rho", "bias_rho")
@@ -89,6 +89,7 @@ def compute(seed: int = 0) -> dict[str, Any]:
             "gradient_flow": draw(loss, collapse=COLLAPSE),
             "gradient_flow_full": draw(loss),
         },
+        "explorer": explore(loss, title="one BBB step, 2-3-1 network"),  # also before the step
         "tape": str(table),
         "forward_rows": len(table.forward),
         "reverse_rows": len(table.reverse),
@@ -141,7 +142,8 @@ def save_files(numbers: dict[str, Any], out: str) -> dict[str, Any]:
     tape = os.path.join(out, "tape.txt")
     with open(tape, "w", encoding="utf-8") as file:
         file.write(numbers["tape"] + "\n")
-    return {"drawings": drawings, "tape": tape}
+    explorer = numbers["explorer"].save(os.path.join(out, "explorer.html"))
+    return {"drawings": drawings, "tape": tape, "explorer": explorer}
 
 
 def report_text(numbers: dict[str, Any], files: dict[str, Any], template: Template) -> str:
@@ -150,6 +152,7 @@ def report_text(numbers: dict[str, Any], files: dict[str, Any], template: Templa
     values = {name: numbers[name] for name in names + ("worst", "loss_after")}
     values["drawings"] = ", ".join(files["drawings"])
     values["tape"] = files["tape"]
+    values["explorer"] = files["explorer"]
     values["tape_start"] = "\n".join(numbers["tape"].splitlines()[1:12])
     values["parameters"] = "\n".join(_parameter_text(p, template) for p in numbers["parameters"])
     values["verdict"] = template.fill("agree" if numbers["agree"] else "disagree", {})
