@@ -172,3 +172,36 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error(four, np.array([0, 0, 0, 1])) == pytest.approx(0, abs=1e-12)
     # sure and wrong: confidence 1 lands in the last bin, gap 1
     assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([1])) == 1.0
+
+
+def test_the_weight_histograms_legends_cover_no_bar():
+    import numpy as np
+
+    from microbbb.demos.classification import _weights_figure
+    from microbbb.demos.common import matplotlib_pyplot
+
+    # weights shaped like the trained network's: about half the sigmas piled at the prior's
+    # narrow sigma2 (a spike at the left edge, the top of the axis), the rest near 0.35
+    rng = np.random.default_rng(0)
+
+    def layer(n):
+        spike = rng.random(n) < 0.45
+        sigma = np.where(spike, 0.0025 * np.exp(0.05 * rng.standard_normal(n)),
+                         np.exp(rng.normal(np.log(0.35), 0.5, n)))  # fmt: skip
+        return rng.laplace(0, 0.25, n), sigma
+
+    (mu1, sigma1), (mu2, sigma2) = layer(6400), layer(1000)
+    weights = {"mu": [mu1, mu2], "sigma": [sigma1, sigma2], "shapes": [(64, 100), (100, 10)],
+               "sizes": [64, 100, 10], "sigma2": 0.0025}  # fmt: skip
+    plt = matplotlib_pyplot()
+    fig = _weights_figure(plt, weights)
+    fig.canvas.draw()
+    try:
+        for ax in fig.axes:
+            box = ax.get_legend().get_window_extent()
+            bars = [p for p in ax.patches if p.get_height() > 0]
+            assert len(bars) > 50, ax.get_title()
+            covered = [p for p in bars if box.overlaps(p.get_window_extent())]
+            assert not covered, (ax.get_title(), len(covered))  # "upper left" covered 2
+    finally:
+        plt.close(fig)
