@@ -191,7 +191,7 @@ def _draw_predictions(plt: Any, numbers: dict[str, Any], path: str) -> str:
 
 
 def _draw_loss(plt: Any, history: dict[str, Any], path: str) -> str:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 3.5))
     ax.plot(history["loss"], label="loss f")
     ax.plot(history["nll"], label="-log P(D|w)")
     ax.plot(history["complexity"], label="complexity: sum_i pi_i (log q - log P(w))")
@@ -199,7 +199,9 @@ def _draw_loss(plt: Any, history: dict[str, Any], path: str) -> str:
     ax.set_xlabel("epoch")
     ax.set_ylabel("per epoch (sum over minibatches)")
     ax.set_title("Training: the loss and its parts")
-    ax.legend()
+    # beside the axes: the loss crosses the whole height (it turns negative once the learned
+    # noise sigma is small, a density above 1), so any place inside would cover it
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
