@@ -77,13 +77,15 @@ def compute(seed: int = 0) -> dict[str, Any]:
         layer.bias.retain_grad()
     loss.backward()
     table = trace_table(loss)
+    compact = draw(loss, collapse=COLLAPSE, edge_labels="node")
+    compact.graph_attr["ranksep"] = "0.2"  # shorter edges: 1273 px high instead of 1380
     numbers = {
         "loss": loss.item(),
         "log_q": loss.log_q.item(),
         "log_prior": loss.log_prior.item(),
         "log_likelihood": loss.log_likelihood.item(),
         "graphs": {  # what the drawings show, recorded before the step changes mu and rho
-            "gradient_flow": draw(loss, collapse=COLLAPSE, edge_labels="node"),
+            "gradient_flow": compact,
             "gradient_flow_full": draw(loss, edge_labels="node"),
         },
         "tape": str(table),
