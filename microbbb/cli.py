@@ -1,6 +1,8 @@
 """The ``microbbb`` command: ``microbbb demo NAME --out DIR``.
 
-Each demo prints its progress and writes its pictures and a ``report.txt`` into DIR.
+Each demo prints its progress and writes its pictures and a ``report.txt`` into DIR. Other
+options go on to the demo's own command line: ``microbbb demo regression --noise-reading
+variance``, ``microbbb demo classification --epochs 300``.
 """
 
 from __future__ import annotations
@@ -31,18 +33,22 @@ def main(argv: list[str] | None = None) -> int:
         "demo",
         help="run a demo that writes pictures and a report",
         description="Run a demo. " + "; ".join(f"{k}: {v[1]}" for k, v in DEMOS.items()),
+        epilog="Other options go on to the demo, e.g. microbbb demo regression"
+        " --noise-reading variance, microbbb demo classification --epochs 300.",
     )
     demo.add_argument("name", choices=list(DEMOS), help="which demo")
     demo.add_argument("--out", default=None, help="folder for the pictures and the report")
     demo.add_argument("--seed", type=int, default=0)
     parser.epilog = "demos: " + ", ".join(DEMOS) + "  (microbbb demo NAME --out DIR)"
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command != "demo":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         parser.print_help()
         return 0
     module = importlib.import_module(f"microbbb.demos.{DEMOS[args.name][0]}")
     out = args.out or f"out/{args.name}"
-    module.main(["--out", out, "--seed", str(args.seed)])
+    module.main(["--out", out, "--seed", str(args.seed), *extra])  # the demo checks extra
     return 0
 
 

@@ -58,8 +58,10 @@ def fill_all(demo: str, width, variants: list) -> Recording:
 
 
 def test_regression_text_and_numbers_agree():
-    numbers = regression.compute(epochs=2, n_points=50, progress=False)
-    variants = [(regression.report_text, numbers, ["a.png", "b.png"])]
+    variants = [
+        (regression.report_text, regression.compute(2, 50, progress=False, noise=noise), ["a", "b"])
+        for noise in ("sd", "variance")
+    ]
     assert disagreements(fill_all("regression", None, variants)) == []
 
 

@@ -57,8 +57,73 @@ def test_broadcast_and_cut_marks_are_in_the_source():
     loss = (h * h.detach() + frozen).sum()
     source = draw(loss).source
     assert "Σ broadcast" in source
-    assert "✂ detach" in source and "✂ no_grad (mul)" in source
+    assert "cut: detach" in source and "cut: no_grad (mul)" in source
     assert source.count("style=dashed") >= 2  # the cut tensors and the cut edges
+
+
+def _legend(source):
+    return next(s for s in source.split("\n\t") if s.startswith("legend ["))
+
+
+def test_the_legend_lists_only_what_is_drawn():
+    f, _, _ = classic()  # parameters, ops, intermediates, the output; no data, noise, cut
+    legend = _legend(draw(f).source)
+    for row in ["parameter", "op: backward rules", "intermediate", "output", "gradient flowing"]:
+        assert row in legend, row
+    for row in ["noise", "data", "constant", "cut", "broadcast", "collapsed", "grey edge"]:
+        assert row not in legend, row
+    w = mb.tensor(np.ones((3, 1)), requires_grad=True, name="w")
+    h = mb.tensor(np.arange(6.0).reshape(2, 3), name="x") @ w + mb.tensor(0.5, requires_grad=True)
+    legend = _legend(draw((h * h.detach()).sum()).source)
+    for row in ["data", "broadcasting summed", "gradient path cut", "grey edge"]:
+        assert row in legend, row
+    _, _, _, loss = small_bbb()
+    legend = _legend(draw(loss, collapse=["layer1"]).source)
+    assert "noise (eps)" in legend and "collapsed group" in legend
+    assert "constant" not in legend and "cut" not in legend
+
+
+def test_labels_use_symbols_that_common_fonts_draw():
+    # the scissors of an earlier version rendered as an empty box in cairo's fallback font
+    w = mb.tensor(np.ones((3, 1)), requires_grad=True, name="w")
+    h = mb.tensor(np.arange(6.0).reshape(2, 3), name="x") @ w
+    with mb.no_grad():
+        frozen = h * 2
+    _, _, _, loss = small_bbb()
+    for graph in [draw((h * h.detach() + frozen).sum()), draw(loss, edge_labels="node"),
+                  draw(loss, collapse=["layer1", "likelihood"])]:  # fmt: skip
+        unusual = {c for c in graph.source if ord(c) > 127}
+        assert unusual <= {"Σ", "‖", "ḡ", "\u0304"}, unusual  # \u0304: the bar of x̄
+
+
+def test_edge_labels_node_writes_the_parts_in_the_box():
+    f, _, _ = classic()
+    source = draw(f, edge_labels="node").source
+    # x1 feeds log and mul: d/dx1 ln(x1) = 1/2, d/dx1 (x1 x2) = x2 = 5; they sum to grad 5.5
+    assert "grad 5.5\nto log (x): ḡ = 0.5\nto mul (x): ḡ = 5" in source
+    assert "to sin (x): ḡ = -0.2837" in source  # -cos(5)
+    edges = [s for s in source.split("\n\t") if " -> " in s.split("[")[0]]
+    assert len(edges) == 13 and not any("label=" in e for e in edges)  # 5 op outputs, 8 inputs
+    split = draw(f, edge_labels="split").source
+    assert "x: ḡ = 0.5" in split and "ḡ = 1" not in split  # one consumer: the box says it
+
+
+def test_draw_rejects_bad_arguments():
+    f, _, _ = classic()
+    with pytest.raises(ValueError, match="edge_labels must be"):
+        draw(f, edge_labels="some")
+    with pytest.raises(TypeError, match=r"write collapse=\['layer1'\]"):
+        draw(f, collapse="layer1")
+
+
+def test_a_collapsed_group_folds_the_leaves_only_it_uses_and_names_its_outputs():
+    _, _, _, loss = small_bbb()
+    source = draw(loss, collapse=["layer1", "likelihood"]).source
+    # layer 1's mu, rho and eps of its weight and of its bias (6 leaves) and the data x
+    assert "with 7 leaves" in source and 'label="layer1.weight_eps' not in source
+    assert 'label="x\ndata' not in source and "with y" in source  # y: only the likelihood
+    assert "out: log_likelihood = " in source  # the named result the loss uses
+    assert 'label="layer2.weight_eps\nnoise' in source  # the open layer keeps its leaves
 
 
 def test_nan_is_marked_red():

@@ -3,9 +3,10 @@
 A Bayes by Backprop network with 2 inputs, 3 hidden units and 1 output, one training step:
 
 1. the loss f = log q(w | theta) - log P(w) - log P(D | w) and its parts;
-2. the drawing of its graph (SVG and PNG), values and gradients on nodes and edges, the
-   prior and posterior densities collapsed into boxes so it reads on one screen, and the
-   full graph as SVG;
+2. the drawing of its graph (SVG and PNG), values and gradients in the boxes (a box that
+   feeds several ops lists the part of its gradient from each), layer 1, the likelihood
+   and layer 2's prior and posterior densities collapsed into boxes so it reads on one
+   screen; and the full graph as SVG;
 3. the forward and reverse evaluation traces (in ``tape.txt``; a short excerpt printed);
 4. per layer, the paper's decomposition read off the graph,
    grad_mu = df/dw + df/dmu and grad_rho = df/dw * eps * sigmoid(rho) + df/drho,
@@ -35,15 +36,11 @@ from ..viz import bbb_split, draw, explore, save, trace_table
 from .common import Report, Template
 
 PARTS = ("weight_mu", "bias_mu", "weight_rho", "bias_rho")
-# the groups that the compact drawing shows as single boxes
-COLLAPSE = [
-    "layer1/log_prior",
-    "layer2/log_prior",
-    "layer1/log_q",
-    "layer2/log_q",
-    "likelihood",
-    "loss",
-]
+# The compact drawing (gradient_flow.png, sized for a screen) folds these groups into boxes:
+# all of layer 1, the prior and posterior densities of layer 2 and the likelihood. Layer 2
+# stays open (mu, rho, eps -> sigma -> w, and the direct path into log q), and so does f =
+# log_q - log_prior - log_likelihood. gradient_flow_full.svg draws every op.
+COLLAPSE = ["layer1", "layer2/log_q", "layer2/log_prior", "likelihood"]
 
 
 def _show(a: np.ndarray) -> str:
@@ -80,14 +77,16 @@ def compute(seed: int = 0) -> dict[str, Any]:
         layer.bias.retain_grad()
     loss.backward()
     table = trace_table(loss)
+    compact = draw(loss, collapse=COLLAPSE, edge_labels="node")
+    compact.graph_attr["ranksep"] = "0.2"  # shorter edges: 1273 px high instead of 1380
     numbers = {
         "loss": loss.item(),
         "log_q": loss.log_q.item(),
         "log_prior": loss.log_prior.item(),
         "log_likelihood": loss.log_likelihood.item(),
         "graphs": {  # what the drawings show, recorded before the step changes mu and rho
-            "gradient_flow": draw(loss, collapse=COLLAPSE),
-            "gradient_flow_full": draw(loss),
+            "gradient_flow": compact,
+            "gradient_flow_full": draw(loss, edge_labels="node"),
         },
         "explorer": explore(loss, title="one BBB step, 2-3-1 network"),  # also before the step
         "tape": str(table),
