@@ -130,6 +130,9 @@ def test_what_by_hand_bbb_split_and_to_torch_refuse():
         loss = m.loss(x, y)
         with pytest.raises(ValueError, match=f"by_hand derives .* 'reparam'; .* {estimator!r}"):
             by_hand.for_model(m, x, y, loss.eps)
+        layers = [{n: getattr(lay, n).data for n in PARAMS} for lay in m.layers]
+        with pytest.raises(ValueError, match=r"must be \(weight_eps, bias_eps\)"):
+            by_hand.loss_and_gradients(layers, x, y, loss.eps, m.prior, m.likelihood)
         with pytest.raises(ValueError, match=f"layer1 uses {estimator!r}.*attribute"):
             bbb_split(loss, m.layers[0])
         with pytest.raises(ValueError, match=f"this model uses {estimator!r}"):

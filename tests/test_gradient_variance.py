@@ -11,6 +11,9 @@ give the same numbers bit for bit, so the two agree to rounding in the sums: rto
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +130,15 @@ def test_on_the_question_setting_local_and_flipout_lower_the_weights_variance():
         for name in ("weight_mu", "weight_rho"):
             for estimator in ("local", "flipout"):
                 assert ratios[(f"layers.{layer}.{name}", estimator)] < 0.6
+
+
+def test_the_docs_script_runs(tmp_path):
+    """benchmarks/gradient_variance.py, which makes the docs' tables, runs (tiny sizes)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gradient_variance.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--draws", "3", "--steps", "5", "--plot", "p.png"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("| `layers.0.weight_mu` |") == 4  # S = 1 and 4, two points
+    assert (tmp_path / "p.png").exists()

@@ -19,7 +19,7 @@ from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
 from .pruning import prune, pruned_fraction, snr
 from .train import History, TrainingDiverged, fit, minibatch_weights
-from .variance import GradientVariance, gradient_variance
+from .variance import GradientVariance, Setting, gradient_variance
 
 
 def to_torch(model: BayesianMLP):  # noqa: ANN201 (torch is not imported here)
@@ -49,6 +49,7 @@ __all__ = [
     "Noise",
     "RegressionPrediction",
     "ScaleMixturePrior",
+    "Setting",
     "TrainingDiverged",
     "by_hand",
     "fit",

@@ -162,6 +162,12 @@ def loss_and_gradients(
     likelihood is a ``Gaussian`` (its ``sigma``; ``noise_rho`` when learned),
     ``Bernoulli`` or ``Categorical`` object, only read for its kind and numbers.
     """
+    if any(len(pair) != 2 for sample in eps for pair in sample):
+        raise ValueError(
+            "eps[s][l] must be (weight_eps, bias_eps): by_hand derives the estimator 'reparam'"
+            " only; the noise of 'local' or 'flipout' (per-row arrays too) has no hand derivation"
+            " here. Use the engine's gradients for those."
+        )
     n_samples, c = len(eps), complexity_weight
     noise_sigma = None
     if type(likelihood).__name__ == "Gaussian":
