@@ -79,7 +79,8 @@ def main() -> None:
     trained = gradient_variance(model, x, labels, **options)
     report(title, trained)
     if args.plot:
-        trained.plot(args.plot)
+        trained.plot(args.plot, f"The question's 3-32-1 setting, {title.lower()}:"
+                     f" variance over {args.draws} draws")  # fmt: skip
     print(f"({args.draws} draws per setting, {time.perf_counter() - start:.0f} s in all)")
 
 
