@@ -76,8 +76,8 @@ class GradientVariance:
                 if plain in self.variance:
                     ratio = mean_variance / float(self.variance[plain][name].mean())
                 snr = float(np.nanmedian(self.snr(setting, name)))
-                rows.append({"parameter": name, "setting": setting, "mean_variance":
-                             mean_variance, "median_snr": snr, "vs_reparam": ratio})  # fmt: skip
+                row = {"parameter": name, "setting": setting, "mean_variance": mean_variance}
+                rows.append(row | {"median_snr": snr, "vs_reparam": ratio})
         return rows
 
     def table(self) -> str:
