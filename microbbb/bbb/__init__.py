@@ -1,7 +1,8 @@
 """Bayes by Backprop on the engine (Blundell et al. 2015, "Weight Uncertainty in Neural
 Networks"): Bayesian layers and networks, priors, likelihoods, the loss
 f(w, theta) = log q(w | theta) - log P(w) - log P(D | w), training, prediction, pruning by
-signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_hand``).
+signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_hand``);
+three gradient estimators (``estimators``) and their variance (``gradient_variance``).
 """
 
 from . import by_hand
@@ -18,6 +19,7 @@ from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
 from .pruning import prune, pruned_fraction, snr
 from .train import History, TrainingDiverged, fit, minibatch_weights
+from .variance import GradientVariance, Setting, gradient_variance
 
 
 def to_torch(model: BayesianMLP):  # noqa: ANN201 (torch is not imported here)
@@ -39,6 +41,7 @@ __all__ = [
     "ClassificationPrediction",
     "Gaussian",
     "GaussianPrior",
+    "GradientVariance",
     "History",
     "LossData",
     "LossProgram",
@@ -46,9 +49,11 @@ __all__ = [
     "Noise",
     "RegressionPrediction",
     "ScaleMixturePrior",
+    "Setting",
     "TrainingDiverged",
     "by_hand",
     "fit",
+    "gradient_variance",
     "minibatch_weights",
     "prune",
     "pruned_fraction",

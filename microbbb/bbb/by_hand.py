@@ -162,6 +162,12 @@ def loss_and_gradients(
     likelihood is a ``Gaussian`` (its ``sigma``; ``noise_rho`` when learned),
     ``Bernoulli`` or ``Categorical`` object, only read for its kind and numbers.
     """
+    if any(len(pair) != 2 for sample in eps for pair in sample):
+        raise ValueError(
+            "eps[s][l] must be (weight_eps, bias_eps): by_hand derives the estimator 'reparam'"
+            " only; the noise of 'local' or 'flipout' (per-row arrays too) has no hand derivation"
+            " here. Use the engine's gradients for those."
+        )
     n_samples, c = len(eps), complexity_weight
     noise_sigma = None
     if type(likelihood).__name__ == "Gaussian":
@@ -272,7 +278,19 @@ def for_model(
     complexity_weight: float = 1.0,
     kl: str = "mc",
 ) -> HandResult:
-    """``loss_and_gradients`` with the numbers read from a ``BayesianMLP``'s parameters."""
+    """``loss_and_gradients`` with the numbers read from a ``BayesianMLP``'s parameters.
+
+    Only for the estimator "reparam": the derivation above samples w. For "local" and
+    "flipout" the data term's gradient takes other paths (per-row pre-activations, random
+    signs); use the engine's gradients (``model.loss(x, y).backward()``), which
+    tests/test_estimators.py checks against finite differences.
+    """
+    if model.estimator != "reparam":
+        raise ValueError(
+            f"by_hand derives the gradients of the estimator 'reparam'; this model uses"
+            f" {model.estimator!r}. Use the engine's gradients (model.loss(x, y).backward()),"
+            " or set model.estimator = 'reparam' on a copy."
+        )
     if model.activation != "relu":
         raise ValueError("the hand-derived gradients cover ReLU networks")
     layers = [

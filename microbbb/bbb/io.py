@@ -2,9 +2,10 @@
 
 A model file is an ``.npz`` archive holding every parameter as a numpy array plus a JSON
 string ``metadata`` (format name and version, sizes, activation, prior, likelihood,
-dtype). A checkpoint adds the optimiser's state, the random generators' states, the epoch
-and the history, so that ``fit(..., resume=True)`` continues bit-identically. Every write
-is atomic: a temporary file, then a rename.
+dtype, gradient estimator; a file without an estimator, written before there was a choice,
+is read as "reparam"). A checkpoint adds the optimiser's state, the random generators'
+states, the epoch and the history, so that ``fit(..., resume=True)`` continues
+bit-identically. Every write is atomic: a temporary file, then a rename.
 
 Reading trusts nothing in the file. Pickles are never read, so loading never executes
 anything. Each member's .npy header (shape, dtype) is read and checked against the bytes
@@ -59,6 +60,7 @@ def model_metadata(model: BayesianMLP) -> dict[str, Any]:
         "prior": model.prior.config(),
         "likelihood": model.likelihood.config(),
         "dtype": str(model.dtype),
+        "estimator": model.estimator,
         "rho_init": model.rho_init,
         "mu_init": model.mu_init,
         "seed": model.seed,
@@ -256,6 +258,7 @@ def model_from_metadata(meta: dict[str, Any], model_class: type) -> BayesianMLP:
             mu_init=meta["mu_init"],
             rho_init=meta["rho_init"],
             dtype=meta["dtype"],
+            estimator=meta.get("estimator", "reparam"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"the model description is incomplete or invalid: {error}") from error

@@ -16,6 +16,11 @@ parts by name (``log_q``, ``log_prior``, ``log_likelihood``), so a wrong sign sh
 Shapes: for a layer with n_in inputs and n_out outputs, ``weight_mu``, ``weight_rho`` and
 ``weight_eps`` are (n_in, n_out) and ``bias_*`` are (n_out,). One eps per weight per sample,
 shared by every row of the batch. The hidden units are the n_out of the hidden layers.
+
+That is the plain estimator, ``estimator="reparam"``. ``"local"`` (the local
+reparameterisation trick) and ``"flipout"`` draw noise per row of the batch as well, so that
+the rows' noise averages out in the gradient; ``microbbb.bbb.estimators`` explains them,
+``microbbb.bbb.gradient_variance`` measures what they change.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 from .. import functional as F
 from ..engine import Tensor, from_numpy, no_grad, scope, tensor
 from ..nn import Module, activation_function
-from . import checks, io
+from . import checks, estimators, io
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
@@ -54,6 +59,12 @@ class BayesianLinear(Module):
     biases' mu start at 0. ``rho_init``: initial rho of every weight (default -5, so
     sigma = softplus(-5) ~ 0.0067: a small posterior spread to start from, see the
     question this library answers for why rho ~ N(0, 1) drowns the signal).
+
+    ``estimator``: how a sampled pass computes its output (see ``microbbb.bbb.estimators``):
+    ``"reparam"`` (w = mu + sigma * eps, then ``x @ w + b``), ``"local"`` (the local
+    reparameterisation trick: pre-activations sampled per row) or ``"flipout"``. With
+    ``"local"``, ``self.weight`` and ``self.bias`` are a separate draw from q, used only by
+    the Monte-Carlo complexity cost (``log_q``, ``log_prior``), not by the output.
     """
 
     def __init__(
@@ -66,9 +77,11 @@ class BayesianLinear(Module):
         rng: np.random.Generator | None = None,
         name: str | None = None,
         dtype: Any = np.float64,
+        estimator: str = "reparam",
     ):
         self.name = name or "bayesian_linear"
         _check_inits(mu_init, rho_init, self.name)
+        self.estimator = estimators.check(estimator)
         self.in_features, self.out_features = in_features, out_features
         self.prior = prior if prior is not None else ScaleMixturePrior()
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -84,10 +97,14 @@ class BayesianLinear(Module):
         self.bias_rho = param(np.full(shape_b, rho_init), "bias_rho")
         self.weight_eps: np.ndarray | None = None  # the last noise drawn (numpy arrays)
         self.bias_eps: np.ndarray | None = None
+        self.output_eps: np.ndarray | None = None  # estimator "local": (N, out_features)
+        self.sign_in: np.ndarray | None = None  # estimator "flipout": (N, in_features)
+        self.sign_out: np.ndarray | None = None  # estimator "flipout": (N, out_features)
         self.weight: Tensor | None = None  # the last sampled weights w (tensors)
         self.bias: Tensor | None = None
         self.weight_mask: np.ndarray | None = None  # set by pruning: 0 removes a weight
         self._sigmas: tuple[Tensor, Tensor] | None = None
+        self._noise: dict[str, Tensor] | None = None  # the noise tensors of the last pass
 
     # --- sampling -------------------------------------------------------------------------
     def sigmas(self) -> tuple[Tensor, Tensor]:
@@ -110,48 +127,81 @@ class BayesianLinear(Module):
         mode: str = "sample",
         eps: Sequence[Any] | None = None,
         sigmas: tuple[Tensor, Tensor] | None = None,
+        n_rows: int | None = None,
     ) -> None:
         """Set ``self.weight`` and ``self.bias`` to w = mu + sigma * eps for this pass.
 
+        ``eps``: the layer's noise, one array per name of ``noise_names()``: (weight_eps,
+        bias_eps) for "reparam", plus output_eps for "local", sign_in and sign_out for
+        "flipout". ``n_rows``: the batch size (the per-row noise of "local" and "flipout").
         ``sigmas``: sigma = softplus(rho) computed once and shared by several samples
         (``BayesianMLP.loss`` does this), so that each sigma has one recorded origin.
         """
-        dtype = self.weight_mu.dtype
-        if eps is not None:
-            weight_eps, bias_eps = (np.array(e, dtype=dtype) for e in eps)  # own copies
-            if weight_eps.shape != self.weight_mu.shape or bias_eps.shape != self.bias_mu.shape:
-                raise ValueError(
-                    f"{self.name}: eps must have the shapes of mu, {self.weight_mu.shape} and"
-                    f" {self.bias_mu.shape}; got {weight_eps.shape} and {bias_eps.shape}."
-                )
-            self.weight_eps, self.bias_eps = weight_eps, bias_eps
-        elif mode == "sample":
-            self.weight_eps = self.rng.standard_normal(self.weight_mu.shape, dtype=dtype)
-            self.bias_eps = self.rng.standard_normal(self.bias_mu.shape, dtype=dtype)
-        elif mode == "fixed":
-            if self.weight_eps is None:
-                raise ValueError(f"{self.name}: mode='fixed' needs a previous sample")
-        elif mode != "mean":
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-
+        self._set_noise(mode, eps, n_rows)
         weight_sigma, bias_sigma = sigmas if sigmas is not None else self.sigmas()
         self._sigmas = (weight_sigma, bias_sigma)
+        self._noise = None
         with scope(self.name):
             if mode == "mean" and eps is None:
                 weight, bias = self.weight_mu, self.bias_mu
             else:
-                # the graph holds the layer's own eps arrays (a LossProgram redraws them)
-                weight_eps = _named(Noise.wrap(self.weight_eps), f"{self.name}.weight_eps")
-                bias_eps = _named(Noise.wrap(self.bias_eps), f"{self.name}.bias_eps")
-                weight = F.reparameterize(self.weight_mu, weight_sigma, weight_eps)
-                bias = F.reparameterize(self.bias_mu, bias_sigma, bias_eps)
-                weight, bias = (
-                    _named(weight, f"{self.name}.weight"),
-                    _named(bias, f"{self.name}.bias"),
-                )
+                # the graph holds the layer's own noise arrays (a LossProgram redraws them)
+                self._noise = {
+                    name: _named(Noise.wrap(getattr(self, name)), f"{self.name}.{name}")
+                    for name in self.noise_names()
+                }
+                weight = F.reparameterize(self.weight_mu, weight_sigma, self._noise["weight_eps"])
+                bias = F.reparameterize(self.bias_mu, bias_sigma, self._noise["bias_eps"])
+                which = "_kl_sample" if self.estimator == "local" else ""  # not in the output
+                weight = _named(weight, f"{self.name}.weight{which}")
+                bias = _named(bias, f"{self.name}.bias{which}")
             if self.weight_mask is not None:
                 weight = _named(weight * self.weight_mask, f"{self.name}.weight_pruned")
         self.weight, self.bias = weight, bias
+
+    def noise_names(self) -> tuple[str, ...]:
+        """The names of the noise arrays this layer's estimator draws, in drawing order."""
+        return estimators.NOISE[estimators.check(self.estimator)]
+
+    def noise(self) -> tuple[np.ndarray, ...]:
+        """The last noise drawn: one array per name of ``noise_names()``."""
+        return tuple(getattr(self, name) for name in self.noise_names())
+
+    def _set_noise(self, mode: str, eps: Any, n_rows: int | None) -> None:
+        names, dtype = self.noise_names(), self.weight_mu.dtype
+        shapes = estimators.noise_shapes(
+            self.estimator, self.in_features, self.out_features, n_rows
+        )
+        if eps is not None:
+            if len(eps) != len(names):
+                raise ValueError(
+                    f"{self.name}: the estimator {self.estimator!r} takes {len(names)} noise"
+                    f" arrays per layer, {names}; got {len(eps)}"
+                )
+            arrays = [np.array(e, dtype=dtype) for e in eps]  # own copies
+            if [a.shape for a in arrays] != list(shapes.values()):
+                expected = " and ".join(str(shape) for shape in shapes.values())
+                raise ValueError(
+                    f"{self.name}: eps must have the shapes of mu, {expected} ({names});"
+                    f" got {' and '.join(str(a.shape) for a in arrays)}."
+                )
+            for name, array in zip(names, arrays, strict=True):
+                setattr(self, name, array)
+        elif mode == "sample":
+            for name, shape in shapes.items():
+                setattr(self, name, np.empty(shape, dtype=dtype))
+                estimators.fill(self.rng, name, getattr(self, name))
+        elif mode == "fixed":
+            if self.weight_eps is None or any(
+                getattr(self, name) is None or getattr(self, name).shape != shape
+                for name, shape in shapes.items()
+            ):
+                raise ValueError(
+                    f"{self.name}: mode='fixed' needs a previous sample with the estimator"
+                    f" {self.estimator!r} and this batch size ({n_rows} rows)"
+                )
+        elif mode != "mean":
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
     def forward(
         self,
@@ -160,10 +210,33 @@ class BayesianLinear(Module):
         eps: Sequence[Any] | None = None,
         sigmas: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
-        """Sample the weights (see ``sample``), then ``x @ weight + bias``."""
-        self.sample(mode, eps, sigmas)
+        """Sample the weights (see ``sample``), then the output by the layer's estimator:
+        ``x @ weight + bias`` for "reparam" (and for w = mu, ``mode="mean"``)."""
+        shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+        if self.estimator != "reparam" and len(shape) != 2:
+            raise ValueError(
+                f"{self.name}: the estimator {self.estimator!r} draws noise per row, so x must"
+                f" have shape (N, {self.in_features}); got {shape}"
+            )
+        self.sample(mode, eps, sigmas, n_rows=shape[0] if len(shape) == 2 else None)
         with scope(self.name):
-            return x @ self.weight + self.bias
+            if self._noise is None or self.estimator == "reparam":
+                return x @ self.weight + self.bias
+            weight_sigma, bias_sigma = self._sigmas
+            weight_mu, noise = self.weight_mu, self._noise
+            if self.estimator == "local":
+                variance = F.square(weight_sigma)
+                if self.weight_mask is not None:
+                    weight_mu, variance = weight_mu * self.weight_mask, variance * self.weight_mask
+                return estimators.local_output(
+                    x, weight_mu, variance, self.bias_mu, bias_sigma, noise["output_eps"]
+                )
+            delta = weight_sigma * noise["weight_eps"]
+            if self.weight_mask is not None:
+                weight_mu, delta = weight_mu * self.weight_mask, delta * self.weight_mask
+            return estimators.flipout_output(
+                x, weight_mu, delta, self.bias, noise["sign_in"], noise["sign_out"]
+            )
 
     # --- the complexity cost of the last sample --------------------------------------------
     def log_q(self) -> Tensor:
@@ -208,7 +281,7 @@ class BayesianLinear(Module):
         # a copy (copy.deepcopy, pickle) leaves out the last forward pass's graph (the
         # sampled w and sigma): it belongs to the old parameters. The eps are kept.
         state = dict(self.__dict__)
-        state.update(weight=None, bias=None, _sigmas=None)
+        state.update(weight=None, bias=None, _sigmas=None, _noise=None)
         return state
 
     def __repr__(self) -> str:
@@ -245,8 +318,11 @@ class BBBLoss(Tensor):
 
     ``f = complexity_weight * complexity - log_likelihood`` where ``complexity`` is
     ``log_q - log_prior`` (Monte-Carlo, the paper's choice) or the closed-form KL.
-    ``eps`` holds the noise of every sample: ``eps[s][layer] = (weight_eps, bias_eps)``;
-    ``output`` is the last sample's network output, ``inputs`` a ``LossData``.
+    ``eps`` holds the noise of every sample: ``eps[s][layer] = (weight_eps, bias_eps)``
+    (plus the per-row noise of the estimator: ``layer.noise_names()``); ``output`` is the
+    last sample's network output, ``inputs`` a ``LossData``. ``estimator`` names how the
+    data term was sampled; with "local", ``log_q`` and ``log_prior`` are evaluated at a
+    separate draw of w (``layerN.weight_kl_sample``), the output having sampled none.
     """
 
     __slots__ = (
@@ -259,6 +335,7 @@ class BBBLoss(Tensor):
         "eps",
         "output",
         "inputs",
+        "estimator",
     )
 
     def __repr__(self) -> str:
@@ -267,6 +344,8 @@ class BBBLoss(Tensor):
             text = (
                 f"{c:g} * (log_q {self.log_q.item():.6g} - log_prior {self.log_prior.item():.6g})"
             )
+            if self.estimator == "local":
+                text += " at a separate w sample"
         else:
             text = f"{c:g} * KL {self.complexity.item():.6g}"
         return (
@@ -280,6 +359,8 @@ class BayesianMLP(Module):
 
     ``sizes = [n_in, hidden..., n_out]``; the activation (relu, tanh, sigmoid, softplus) is
     applied between layers. ``seed`` fixes the initial mu and every eps drawn afterwards.
+    ``estimator``: "reparam" (default), "local" or "flipout", for every layer (see
+    ``microbbb.bbb.estimators``); it can be changed later (``model.estimator = "local"``).
     """
 
     def __init__(
@@ -292,7 +373,9 @@ class BayesianMLP(Module):
         mu_init: float | None = None,
         rho_init: float = -5.0,
         dtype: Any = np.float64,
+        estimator: str = "reparam",
     ):
+        estimators.check(estimator)
         if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
             raise ValueError(f"sizes must be >= 2 positive integers [n_in, ..., n_out]: {sizes}")
         if likelihood is None:
@@ -321,9 +404,21 @@ class BayesianMLP(Module):
                 rng=self.rng,
                 name=f"layer{i + 1}",
                 dtype=dtype,
+                estimator=estimator,
             )
             for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         ]
+
+    @property
+    def estimator(self) -> str:
+        """The gradient estimator of every layer: "reparam", "local" or "flipout"."""
+        return self.layers[0].estimator
+
+    @estimator.setter
+    def estimator(self, value: str) -> None:
+        value = estimators.check(value)
+        for layer in self.layers:
+            layer.estimator = value
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """mu and rho of every layer (``layers.0.weight_mu``, ...), then the likelihood's
@@ -398,7 +493,9 @@ class BayesianMLP(Module):
 
         Averaged over ``n_samples`` weight samples. ``kl="closed_form"`` replaces the
         Monte-Carlo ``log q - log P(w)`` by the exact KL (Gaussian prior only).
-        ``eps[s]`` gives the noise of sample s (a list of (weight_eps, bias_eps) per layer).
+        ``eps[s]`` gives the noise of sample s (per layer, (weight_eps, bias_eps) plus the
+        estimator's per-row noise, see ``BayesianLinear.noise_names``). With the estimator
+        "local" and ``kl="mc"``, log q - log P(w) is evaluated at a separate draw of w.
         For a minibatch i of M, pass ``complexity_weight = minibatch_weights(M)[i]``.
         The graph holds copies of x and y: changing them afterwards changes nothing.
         """
@@ -431,7 +528,7 @@ class BayesianMLP(Module):
         result.name, result.n_samples, result.eps, result.output = "f", n_samples, draws, output
         result.log_q, result.log_prior, result.log_likelihood = log_q, log_prior, log_likelihood
         result.complexity, result.complexity_weight = complexity, complexity_weight
-        result.inputs = LossData(x, targets, weight)
+        result.inputs, result.estimator = LossData(x, targets, weight), self.estimator
         return result
 
     def _sampled_terms(
@@ -443,7 +540,7 @@ class BayesianMLP(Module):
         draws = []
         for s in range(n_samples):
             output = self._forward(x, "sample", None if eps is None else eps[s], sigmas)
-            draws.append([(layer.weight_eps, layer.bias_eps) for layer in self.layers])
+            draws.append([layer.noise() for layer in self.layers])
             with scope("likelihood"):
                 ll = self.likelihood.log_likelihood(output, targets)
             log_likelihood = ll if log_likelihood is None else log_likelihood + ll

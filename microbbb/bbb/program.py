@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import ShapeError, TapeProgram, Tensor
 from ..engine.extend import writing
-from . import checks
+from . import checks, estimators
 
 if TYPE_CHECKING:
     from .layers import BayesianMLP, BBBLoss
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 class LossProgram:
     """``model.loss(x, y, ...)`` plus ``backward()``, recorded once, run on every call.
 
-    Each call draws fresh eps for every weight and bias from the model's generator, in place
+    Each call draws fresh noise for every layer from the model's generator (eps for every
+    weight and bias, plus the per-row noise of the "local" and "flipout" estimators), in place
     and in the order ``loss`` draws them (so N calls give the numbers of N eager steps from
     the same seed), runs the recorded forward and backward, adds the gradients to each
     parameter's ``.grad`` (zero them between steps, as in eager mode) and returns the
@@ -36,7 +37,8 @@ class LossProgram:
 
     x and y are copied when recording; ``feed`` replaces them (and the complexity weight)
     with the next batch of the same size. Record a new program when the batch size,
-    ``n_samples``, ``kl`` or the network change: the recording holds them. Replacing a
+    ``n_samples``, ``kl``, the estimator or the network change: the recording holds them
+    (a changed estimator is caught: the next call raises). Replacing a
     parameter tensor or a pruning mask is caught (the next call raises); changing values in
     place is what training does and is seen.
     """
@@ -55,6 +57,7 @@ class LossProgram:
         self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
         self._eps_arrays = [a for sample in self.loss.eps for pair in sample for a in pair]
+        self._noise_names = [layer.noise_names() for layer in model.layers]
         self._recorded_with = self._network()
         self._first = True
 
@@ -99,7 +102,7 @@ class LossProgram:
         """Fresh eps, forward, backward; returns the loss (gradients in ``.grad``).
 
         ``eps[s]``: the noise to use instead, as for ``BayesianMLP.loss`` (a list with one
-        ``(weight_eps, bias_eps)`` per layer for each sample s); it is copied in.
+        ``(weight_eps, bias_eps, ...)`` per layer for each sample s); it is copied in.
         """
         if any(a is not b for a, b in zip(self._network(), self._recorded_with, strict=True)):
             raise ValueError(
@@ -107,16 +110,20 @@ class LossProgram:
                 " after the loss was recorded, so the recording no longer describes the"
                 " network. Record a new one: model.loss_program(x, y, ...)."
             )
-        arrays = self.loss.eps  # loss.eps[s][layer] = (weight_eps, bias_eps): the graph's
+        if self.model.estimator != self.loss.estimator:
+            raise ValueError(
+                f"LossProgram: the loss was recorded with the estimator {self.loss.estimator!r}"
+                f" but the model now uses {self.model.estimator!r}. Record a new one:"
+                " model.loss_program(x, y, ...)."
+            )
         if eps is not None:
             self._copy_in(eps)
         elif not self._first:
-            draw = self.model.rng.standard_normal
-            with writing(*self._eps_arrays):
-                for sample in arrays:
-                    for weight_eps, bias_eps in sample:
-                        draw(out=weight_eps, dtype=weight_eps.dtype)
-                        draw(out=bias_eps, dtype=bias_eps.dtype)
+            with writing(*self._eps_arrays):  # loss.eps[s][layer]: the graph's noise arrays
+                for sample in self.loss.eps:
+                    for names, arrays in zip(self._noise_names, sample, strict=True):
+                        for name, array in zip(names, arrays, strict=True):
+                            estimators.fill(self.model.rng, name, array)
         self._first = False
         self.program.run()
         return self.loss
@@ -128,6 +135,11 @@ class LossProgram:
             )
         for s, (given, arrays) in enumerate(zip(eps, self.loss.eps, strict=True)):
             for i, (pair, targets) in enumerate(zip(given, arrays, strict=True)):
+                if len(pair) != len(targets):
+                    raise ValueError(
+                        f"eps[{s}][{i}]: {len(pair)} arrays; the estimator"
+                        f" {self.loss.estimator!r} needs {self._noise_names[i]}"
+                    )
                 for value, target in zip(pair, targets, strict=True):
                     value = np.asarray(value)
                     if value.shape != target.shape:

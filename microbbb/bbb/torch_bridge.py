@@ -133,5 +133,14 @@ class TorchBayesianMLP(torch.nn.Module):
 
 
 def to_torch(model: Any) -> TorchBayesianMLP:
-    """The equivalent ``torch.nn.Module`` of a ``BayesianMLP`` (parameters copied)."""
+    """The equivalent ``torch.nn.Module`` of a ``BayesianMLP`` (parameters copied).
+
+    The twin samples w = mu + sigma * eps, as the estimator "reparam" does; a model with
+    another estimator is refused (its gradients would differ from the twin's)."""
+    if model.estimator != "reparam":
+        raise ValueError(
+            f"to_torch builds the twin of the estimator 'reparam' (it samples w); this model"
+            f" uses {model.estimator!r}. Convert a copy with model.estimator = 'reparam':"
+            " the parameters are the same."
+        )
     return TorchBayesianMLP(model)

@@ -118,7 +118,19 @@ def bbb_split(loss: Tensor, layer: Any) -> dict[str, dict[str, np.ndarray]]:
     "weight_rho", "bias_rho": {"through_w": df/dw * eps * sigmoid(rho), "direct": df/drho};
     each with "total" (the gradient). Works with several Monte-Carlo samples (the parts
     of every sample are added) and with the closed-form KL (then "direct" is its gradient).
+
+    Only for the estimator "reparam", where every path of the data term goes through the
+    sampled w. With "local" and "flipout" the data term reaches mu and sigma directly (the
+    pre-activations' mean and spread, or x @ mu and the flipped sigma * eps), so there is
+    no df/dw to split off: ValueError; ``attribute(loss, param, by="op")`` gives the paths.
     """
+    estimator = getattr(layer, "estimator", "reparam")
+    if estimator != "reparam":
+        raise ValueError(
+            f"bbb_split splits the gradients of the estimator 'reparam' (every path through"
+            f" the sampled w); {layer.name} uses {estimator!r}, whose data term does not go"
+            " through w. Use attribute(loss, param, by='op') to see its paths."
+        )
     result = {}
     for name in ("weight_mu", "bias_mu", "weight_rho", "bias_rho"):
         split = attribute(loss, getattr(layer, name), by="op")
