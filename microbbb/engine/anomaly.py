@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .modes import ANOMALY_START as START
-from .modes import CLOCK, ON_FORWARD
+from .modes import CLOCK, THREAD
 from .tape import Primitive, Record
 from .tensor import Tensor
 
@@ -38,21 +37,22 @@ class detect_anomaly:
     this thread)."""
 
     def __init__(self) -> None:
-        self.tokens: list = []
+        self.before: list = []
 
     def __enter__(self) -> detect_anomaly:
-        self.tokens.append((START.set(next(CLOCK)), ON_FORWARD.set((check_forward,))))
+        modes = THREAD.modes
+        self.before.append((modes.anomaly_start, modes.on_forward))
+        modes.anomaly_start, modes.on_forward = next(CLOCK), (check_forward,)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        start, hooks = self.tokens.pop()
-        ON_FORWARD.reset(hooks)
-        START.reset(start)
+        modes = THREAD.modes
+        modes.anomaly_start, modes.on_forward = self.before.pop()
 
 
 def is_enabled() -> bool:
     """True inside ``detect_anomaly()`` (in this thread)."""
-    return START.get() is not None
+    return THREAD.modes.anomaly_start is not None
 
 
 def describe(value: Any) -> str:
@@ -73,7 +73,7 @@ def describe(value: Any) -> str:
 
 
 def _position(record: Record | None) -> int | None:
-    start = START.get()
+    start = THREAD.modes.anomaly_start
     return None if record is None or start is None else record.index - start
 
 

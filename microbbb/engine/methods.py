@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .modes import GRAD_ENABLED
+from .modes import THREAD
 from .saved import writing
 
 OPS: dict[str, Any] = {}  # the primitives and public ops by name (filled by tensor.py)
@@ -104,7 +104,7 @@ def in_place(name: str) -> Callable:
     ufunc, symbol = IN_PLACE[name]
 
     def method(self: Any, other: Any) -> Any:
-        if self.requires_grad and GRAD_ENABLED.get():
+        if self.requires_grad and THREAD.modes.grad_enabled:
             if self.record is None:
                 raise RuntimeError(_leaf_in_place(f"x {symbol} ..."))
             return OPS[name](self, other)
@@ -118,7 +118,7 @@ def in_place(name: str) -> Callable:
 def copy_(t: Any, values: Any) -> Any:
     """``t.copy_(values)``: write ``values`` (broadcast to t's shape) into t's array, in
     place, through the engine; refused on a tensor that requires grad outside no_grad()."""
-    if t.requires_grad and GRAD_ENABLED.get():
+    if t.requires_grad and THREAD.modes.grad_enabled:
         raise RuntimeError(_leaf_in_place("x.copy_(...)"))
     with writing(t):
         t.data[...] = value(values)

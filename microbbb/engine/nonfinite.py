@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .modes import ANOMALY_START
+from .modes import THREAD
 
 FILTER = ("error", None, RuntimeWarning, r"microbbb\.engine\.")  # action, text, category, module
 _WARNED: set[tuple] = set()
@@ -64,7 +64,7 @@ def quietly(function: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def warn(op: str, phase: str) -> None:
     """Warn once per op, phase ("forward", "backward") and call site; not in anomaly mode."""
-    if ANOMALY_START.get() is not None:
+    if THREAD.modes.anomaly_start is not None:
         return  # anomaly mode raises AnomalyError at this op instead
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("microbbb."):

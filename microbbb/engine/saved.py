@@ -49,21 +49,20 @@ class writing:
     it); a computed tensor's is locked again (records lock only their leaves' arrays)."""
 
     def __init__(self, *items: Any):
-        self.arrays = [a if isinstance(a, np.ndarray) else a.data for a in items]
-        self.computed = [a.data for a in items if getattr(a, "record", None) is not None]
+        self.items = items
 
     def __enter__(self) -> None:
+        self.arrays = [a if isinstance(a, np.ndarray) else a.data for a in self.items]
         for a in self.arrays:
-            if not a.flags.writeable:
-                a.setflags(True)
+            a.setflags(True)  # (refused for a view of a read-only array, as it should be)
 
     def __exit__(self, *exc: object) -> None:
-        number = next(_NUMBERS)
+        WRITES.last = number = next(_NUMBERS)
         for a in self.arrays:
             VERSIONS[id(a)] = number
-        WRITES.last = number
-        for a in self.computed:
-            a.setflags(False)
+        for t in self.items:  # (isinstance first: getattr with a default raises inside)
+            if not isinstance(t, np.ndarray) and t.record is not None:
+                t.data.setflags(False)
 
 
 def check(records: Sequence[Any]) -> None:

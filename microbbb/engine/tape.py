@@ -19,7 +19,7 @@ import numpy as np
 
 from . import nonfinite, saved
 from .kernels import ShapeError, check_dtype, shape_error
-from .modes import CLOCK, GRAD_ENABLED, ON_FORWARD, SCOPE, Cut
+from .modes import CLOCK, THREAD, Cut
 from .tensor import Tensor
 
 
@@ -31,11 +31,13 @@ class Record:
 
     __slots__ = ("op", "inputs", "params", "out", "values", "written", "index", "scope")
 
-    def __init__(self, op: Primitive, inputs: tuple, params: dict, out: Any, values: list):
+    def __init__(
+        self, op: Primitive, inputs: tuple, params: dict, out: Any, values: list, scope: Any
+    ):
         self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
         self.params, self.out = params, out
         self.values, self.written = values, saved.WRITES.last
-        self.index, self.scope = next(CLOCK), SCOPE.get()
+        self.index, self.scope = next(CLOCK), scope
         out.setflags(False)  # read-only (positional: twice as fast as write=False)
         for t in inputs:  # (the inputs other records made are read-only already)
             if t.record is None:
@@ -78,17 +80,17 @@ class Primitive:
             nonfinite.warn(self.name, "forward")
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        record, recording, on_forward = None, GRAD_ENABLED.get(), ON_FORWARD.get()
-        if recording:
+        record, modes = None, THREAD.modes  # (this thread's: grad mode, scope, hooks)
+        if modes.grad_enabled:
             for t in tensors:
                 if t.requires_grad:
-                    record = Record(self, tensors, params, out, values)
+                    record = Record(self, tensors, params, out, values, modes.scope)
                     break
-        if on_forward:  # anomaly mode checks the output here
-            for hook in on_forward:
+        if modes.on_forward:  # anomaly mode checks the output here
+            for hook in modes.on_forward:
                 hook(self, tensors, out, record)
         result = Tensor.wrap(out, record)
-        if not recording:
+        if not modes.grad_enabled:
             cut_from = tuple(weakref.ref(t) for t in tensors if t.requires_grad)
             if cut_from:  # remember, for drawings, that no_grad cut a gradient path here
                 result.cut = Cut("no_grad", self.name, cut_from)

@@ -140,10 +140,7 @@ class Tensor:
     __gt__, __ge__ = comparison(np.greater), comparison(np.greater_equal)
     __eq__, __ne__ = comparison(np.equal), comparison(np.not_equal)
     __hash__ = object.__hash__  # elementwise ==, yet dictionary keys by identity (as torch)
-    __float__, __int__ = number(float), number(int)
-
-    def __bool__(self) -> bool:
-        return methods.truth(self)
+    __bool__, __float__, __int__ = methods.truth, number(float), number(int)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         return methods.array_ufunc(ufunc, method, *inputs, **kwargs)
