@@ -96,7 +96,7 @@ def test_question_text_and_numbers_agree():
 
 
 def test_mnist_text_and_numbers_agree():
-    numbers = mnist.compute(epochs=1, n_train=200, n_samples=2, progress=False)
+    numbers = mnist.compute(epochs=1, n_train=100, n_samples=2, n_test=100, progress=False)
     variants = [(mnist.report_text, numbers, ["a.png", "b.png", "c.png"])]
     assert disagreements(fill_all("mnist", None, variants)) == []
 

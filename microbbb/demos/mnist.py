@@ -11,10 +11,12 @@ sigma1 = 1, sigma2 = e^-6) and a Categorical likelihood, against the same MLP tr
 deterministically (maximum likelihood, no prior) with the same budget: minibatches of
 100, Adam 1e-3, ``kl_scheme="uniform"`` (see the classification demo for why).
 
-Shortened. The paper trains on 60 000 images for hundreds of epochs; here 4000 images
-and 20 epochs (``--epochs``), so that the whole demo runs in a few minutes on two cores,
-and the network is kept in float32 (half the time of float64; the numbers are as good for
-this). The errors are therefore several points above the paper's (1.3-1.4 % at 400 units).
+Shortened. The paper trains on 60 000 images for far longer; here 4000 images and 20
+epochs (``--epochs``), so that the whole demo runs in a few minutes on two cores, and the
+networks are kept in float32 (one BBB epoch took 4.8 s against 8.8 s in float64, measured
+side by side once; after that epoch both sampled networks were right on 81 % of the
+training batches). The errors are therefore several points above the paper's (about 1.4 % for this
+network with the scale-mixture prior).
 
 For both models the report gives the test error, the test negative log-likelihood (mean
 per example; BBB uses its predictive probabilities averaged over 100 weight samples) and
@@ -22,6 +24,15 @@ the expected calibration error (``classification.expected_calibration_error``, 1
 width bins), and for BBB the pruning curve: the test error of the network with the mean
 weights w = mu after removing the 0-98 % of the weights of lowest signal-to-noise ratio
 |mu| / sigma (section 5.1 of the paper; biases kept).
+
+What to expect (seed 0, see report.txt): BBB errs on 5.7 % of the test images and the
+plain MLP on 4.9 %; BBB's NLL is a little lower (0.213 against 0.221 nats) and its ECE
+lower (0.019 against 0.026): the plain MLP is the more overconfident. With 4000 images
+for 478 000 weights the complexity cost is about 10 000 times -log P(D|w) (960 000 nats
+against 90), and 81 % of the weights end with |mu| < sigma. So most can go: removing the
+75 % of lowest SNR leaves the error at 5.7 %, 90 % gives 7.1 %, 95 % 13.8 % and 98 % 54 %
+(the paper, with 60 000 images, 1200 units per layer and far longer training, went from
+1.24 % to 1.29 % at 95 % and 1.39 % at 98 %).
 
 The code is in three parts: ``compute`` returns every number as plain data,
 ``draw_pictures`` makes the pictures from them (drawn by the classification demo's
@@ -63,20 +74,22 @@ BATCH_SIZE = 100
 DTYPE = np.float32
 
 
-def mnist_split(n_train: int | None = None) -> tuple[np.ndarray, ...]:
+def mnist_split(n_train: int | None = None, n_test: int = N_TEST) -> tuple[np.ndarray, ...]:
     """x_train, x_test, y_train, y_test: 4000 / 1000 images, 100 test images of each digit
     drawn at random (generator seeded with SPLIT_SEED), the same for every --seed.
 
-    ``n_train`` keeps only the first n_train training images (for quick runs).
+    ``n_train`` keeps only the first n_train training images, and ``n_test`` (a multiple
+    of 10) only n_test // 10 test images of each digit, for quick runs; the training
+    images stay the same.
     """
+    if n_test % 10 or not 10 <= n_test <= N_TEST:
+        raise ValueError(f"n_test must be a multiple of 10 from 10 to {N_TEST}, got {n_test}")
     x, labels = mnist()
     rng = np.random.default_rng(SPLIT_SEED)
-    per_class = N_TEST // 10
-    test = np.concatenate(
-        [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(10)]
-    )
-    train = rng.permutation(np.setdiff1d(np.arange(len(labels)), test))[:n_train]
-    x = x.astype(DTYPE)
+    tests = [rng.permutation(np.flatnonzero(labels == c))[: N_TEST // 10] for c in range(10)]
+    train = rng.permutation(np.setdiff1d(np.arange(len(labels)), np.concatenate(tests)))
+    test = np.concatenate([chosen[: n_test // 10] for chosen in tests])
+    train, x = train[:n_train], x.astype(DTYPE)
     return x[train], x[test], labels[train], labels[test]
 
 
@@ -85,10 +98,11 @@ def compute(
     seed: int = 0,
     n_train: int | None = None,
     n_samples: int = N_SAMPLES,
+    n_test: int = N_TEST,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and score both networks, prune the BBB one; return the numbers (no printing)."""
-    x_train, x_test, y_train, y_test = mnist_split(n_train)
+    x_train, x_test, y_train, y_test = mnist_split(n_train, n_test)
     budget = {"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR, "seed": seed}
     stage(f"MNIST: Bayes by Backprop {SIZES}, {epochs} epochs", progress)
     begin = time.monotonic()
@@ -179,13 +193,14 @@ def run(
     seed: int = 0,
     n_train: int | None = None,
     n_samples: int = N_SAMPLES,
+    n_test: int = N_TEST,
     echo: Any = print,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train BBB and the plain MLP on MNIST, prune, draw; return the figures."""
     plt = matplotlib_pyplot()
     say = Report(out, echo)
-    numbers = compute(epochs, seed, n_train, n_samples, progress)
+    numbers = compute(epochs, seed, n_train, n_samples, n_test, progress)
     pictures = draw_pictures(plt, numbers, out)
     say(report_text(numbers, pictures, Template.of("mnist")))
     say.save()
