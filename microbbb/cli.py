@@ -19,6 +19,8 @@ DEMOS = {
     ),
     "gradient-flow": ("gradient_flow", "a 2-3-1 network drawn with its mu and rho gradients"),
     "question": ("question", "the setting of the question microbbb answers, and what broke"),
+    "mnist": ("mnist", "the paper's [784, 400, 400, 10] on 5000 real MNIST images, pruning"),
+    "bandit": ("bandit", "Thompson sampling on the UCI mushrooms vs greedy networks, regret"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from microbbb.demos import classification, gradient_flow, question, regression
+from microbbb.demos import bandit, classification, gradient_flow, mnist, question, regression
 from microbbb.demos.common import TEMPLATES, Template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def fill_all(demo: str, width, variants: list) -> Recording:
     return template
 
 
-# --- the four demos --------------------------------------------------------------------------
+# --- the demos --------------------------------------------------------------------------
 
 
 def test_regression_text_and_numbers_agree():
@@ -97,6 +97,18 @@ def test_question_text_and_numbers_agree():
     assert disagreements(fill_all("question", question.WIDTH, variants)) == []
 
 
+def test_mnist_text_and_numbers_agree():
+    numbers = mnist.compute(epochs=1, n_train=100, n_samples=2, n_test=100, progress=False)
+    variants = [(mnist.report_text, numbers, ["a.png", "b.png", "c.png"])]
+    assert disagreements(fill_all("mnist", None, variants)) == []
+
+
+def test_bandit_text_and_numbers_agree():
+    numbers = bandit.compute(steps=5, seeds=(0, 1), hidden=4, progress=False)
+    variants = [(bandit.report_text, numbers, ["a.png"])]
+    assert disagreements(fill_all("bandit", None, variants)) == []
+
+
 # --- the check can fail ------------------------------------------------------------------------
 
 
@@ -128,7 +140,14 @@ def test_every_template_ships_with_the_package():
     assert listed, "pyproject.toml: no package data for microbbb.demos"
     patterns = re.findall(r'"([^"]+)"', listed.group(1))
     names = sorted(path.name for path in Path(TEMPLATES).iterdir())
-    assert names == ["classification.txt", "gradient_flow.txt", "question.txt", "regression.txt"]
+    assert names == [
+        "bandit.txt",
+        "classification.txt",
+        "gradient_flow.txt",
+        "mnist.txt",
+        "question.txt",
+        "regression.txt",
+    ]
     for name in names:
         assert any(fnmatch(f"templates/{name}", pattern) for pattern in patterns), name
 

@@ -439,7 +439,9 @@ def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
     ]
 
 
-def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
+def _draw_pruning(
+    plt: Any, path: str, curve: list, plain_error: float, data: str = "Digits"
+) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     removed = np.array([100 * f for f, _ in curve])
     kept = 100 - removed  # plotted on a log scale, so that 90, 95, 98 % are spread out
@@ -458,7 +460,7 @@ def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
     ax.set_xlabel("weights removed (%), axis spaced by the log of the weights kept")
     ax.set_ylabel("test error (%), mean weights w = mu")
     ax.set_ylim(0, errors.max() * 1.15 + 1)
-    ax.set_title("Digits: pruning the BBB network by signal-to-noise ratio")
+    ax.set_title(f"{data}: pruning the BBB network by signal-to-noise ratio")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -467,14 +469,14 @@ def _draw_pruning(plt: Any, path: str, curve: list, plain_error: float) -> str:
     return path
 
 
-def _draw_weights(plt: Any, path: str, weights: dict[str, Any]) -> str:
-    fig = _weights_figure(plt, weights)
+def _draw_weights(plt: Any, path: str, weights: dict[str, Any], data: str = "Digits") -> str:
+    fig = _weights_figure(plt, weights, data)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def _weights_figure(plt: Any, weights: dict[str, Any]) -> Any:
+def _weights_figure(plt: Any, weights: dict[str, Any], data: str = "Digits") -> Any:
     """Histograms of mu, sigma and |mu| / sigma; each legend where it hides no bar."""
     mus, sigmas = weights["mu"], weights["sigma"]
     ratios = [np.abs(m) / s for m, s in zip(mus, sigmas, strict=True)]
@@ -500,7 +502,7 @@ def _weights_figure(plt: Any, weights: dict[str, Any]) -> Any:
     for ax in axes:  # "best": the place that covers the fewest bars (sigma: beside its spike)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(
-        f"Digits: the {every_mu.size} weights of the trained BBB network"
+        f"{data}: the {every_mu.size} weights of the trained BBB network"
         f" {weights['sizes']} (biases not shown)"
     )
     fig.tight_layout()
@@ -529,6 +531,7 @@ def _draw_calibration(
     labels: np.ndarray,
     bbb_ece: float,
     plain_ece: float,
+    data: str = "Digits",
 ) -> str:
     grid = {"height_ratios": [3, 1.2]}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True, gridspec_kw=grid)
@@ -541,7 +544,7 @@ def _draw_calibration(
         _draw_reliability(axes[0, column], table, f"{name}: ECE {ece:.3f}", color)
         _draw_bin_counts(axes[1, column], table, len(labels), color)
     fig.suptitle(
-        f"Digits: reliability diagrams on the {len(labels)} test images,"
+        f"{data}: reliability diagrams on the {len(labels)} test images,"
         f" {N_BINS} equal-width confidence bins"
     )
     fig.tight_layout()
