@@ -1,10 +1,12 @@
 """Bayes by Backprop on the engine (Blundell et al. 2015, "Weight Uncertainty in Neural
 Networks"): Bayesian layers and networks, priors, likelihoods, the loss
 f(w, theta) = log q(w | theta) - log P(w) - log P(D | w), training, prediction, pruning by
-signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_hand``).
+signal-to-noise ratio, what looks wrong with a run (``diagnose``), save/load, and the same
+gradients derived by hand (``by_hand``).
 """
 
 from . import by_hand
+from .diagnose import Diagnosis, Finding, diagnose
 from .io import ModelFileError, save_checkpoint
 from .layers import BayesianLinear, BayesianMLP, BBBLoss, LossData, Noise
 from .likelihoods import (
@@ -37,6 +39,8 @@ __all__ = [
     "Bernoulli",
     "Categorical",
     "ClassificationPrediction",
+    "Diagnosis",
+    "Finding",
     "Gaussian",
     "GaussianPrior",
     "History",
@@ -48,6 +52,7 @@ __all__ = [
     "ScaleMixturePrior",
     "TrainingDiverged",
     "by_hand",
+    "diagnose",
     "fit",
     "minibatch_weights",
     "prune",
