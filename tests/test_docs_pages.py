@@ -10,7 +10,14 @@ from urllib.parse import unquote
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["bbb_gradients.md", "tutorial.md", "to_pytorch.md", "extending.md", "question.md"]
+PAGES = [
+    "bbb_gradients.md",
+    "tutorial.md",
+    "to_pytorch.md",
+    "extending.md",
+    "question.md",
+    "uncertainty.md",
+]
 
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 # [text](target) and ![alt](target); the target ends at whitespace or ")"
