@@ -88,6 +88,13 @@ def test_a_complexity_cost_that_dwarfs_the_data_term():
     assert "temperature" in complexity.message
     # the same run at temperature 0.1: 400 against 100 nats, no longer dwarfing
     assert "complexity" not in _checks(diagnose(model, _history([5000, 4000], [200, 100], 0.1)))
+    # 100 nats over 10 000 observations: the data are fitted (0.01 nats each), the ratio
+    # says that the data term is small, not that the complexity cost is large
+    fitted = _history([5000.0, 4000.0], [200.0, 100.0])
+    fitted.settings["n_rows"] = 10_000
+    assert "complexity" in diagnose(model, fitted).passed
+    fitted.settings["n_rows"] = 500  # 0.2 nats each: not fitted, flagged
+    assert "0.2 per observation" in str(diagnose(model, fitted))
 
 
 def test_a_loss_that_rises_again_points_at_the_learning_rate():

@@ -5,9 +5,12 @@ in the trained model and the ``History`` of ``fit``. Each check below reads them
 they look wrong, says so in plain words with the numbers and what to try:
 
 - ``complexity``: the complexity cost (times the schedule's weight) is more than
-  ``DWARF`` (10) times the data term -log P(D | w) at the last epoch: the posterior is
-  held near the prior and fits the data loosely (predictions less confident than they
-  are right). Try a temperature below 1 (``fit(..., temperature=0.1)``) or a wider prior.
+  ``DWARF`` (10) times the data term -log P(D | w) at the last epoch, and the data term
+  is at least ``FITTED`` (0.1) nats per observation (below that the data are fitted
+  closely, and a small data term, not a large complexity cost, makes the ratio): the
+  posterior is held near the prior and fits the data loosely (predictions less confident
+  than they are right). Try a temperature below 1 (``fit(..., temperature=0.1)``) or a
+  wider prior.
 - ``sigma_unmoved``: rho moved by less than ``STILL`` (1e-3, root mean square, summed
   over the epochs): the sigmas are where they started.
 - ``mu_unmoved`` / ``learning_rate``: mu moved by less than ``STILL`` times its own size;
@@ -44,6 +47,7 @@ DWARF = 10.0
 STILL = 1e-3
 WIDE = 100.0
 N_DRAWS = 20  # weight samples of the checks on the outputs
+FITTED = 0.1  # nats per observation of -log P(D | w) below which the data count as fitted
 
 
 @dataclass
@@ -114,18 +118,26 @@ def _objective(history: Any) -> np.ndarray:
 def _complexity(history: Any) -> Finding | None:
     weight = history.complexity_weight[-1] if history.complexity_weight else 1.0
     complexity, data = weight * history.complexity[-1], history.nll[-1]
+    n_rows = history.settings.get("n_rows")
     if complexity <= DWARF * max(abs(data), 1e-12):
         return None
+    if n_rows is not None and data / n_rows < FITTED:
+        return None  # the data are fitted closely: a small data term, not a large complexity
     ratio = complexity / max(abs(data), 1e-12)
     return Finding(
         "complexity",
         f"the complexity cost ({complexity:.4g} nats, complexity weight {weight:g}) is"
-        f" {ratio:.3g} times the data term -log P(D|w) ({data:.4g} nats) at the last epoch:"
+        f" {ratio:.3g} times the data term -log P(D|w) ({data:.4g} nats{_per(data, n_rows)})"
+        " at the last epoch:"
         " the posterior is held near the prior and fits the data loosely (expect"
         " predictions less confident than they are right). Try a posterior temperature"
         " below 1 (fit(..., temperature=0.1)), a wider prior, or more data.",
         {"complexity": complexity, "data": data, "ratio": ratio, "weight": weight},
     )
+
+
+def _per(data: float, n_rows: int | None) -> str:
+    return "" if n_rows is None else f", {data / n_rows:.3g} per observation"
 
 
 def _unmoved(changes: list, name: str, scale: float, history: Any) -> Finding | None:

@@ -117,7 +117,7 @@ class History:
     network on the training batches; ``mu_change`` and ``rho_change``, the root mean square
     over every mu (rho) of how far the epoch moved it. ``interrupted`` is True when Ctrl-C
     ended training early. ``settings``: the fit's lr (None for an optimiser without one),
-    kl_scheme, kl_warmup, temperature, n_samples, batch_size, steps per epoch."""
+    kl_scheme, kl_warmup, temperature, n_samples, batch_size, steps per epoch, n_rows."""
 
     loss: list[float] = field(default_factory=list)
     complexity: list[float] = field(default_factory=list)
@@ -280,6 +280,7 @@ class _Training:
             "n_samples": self.n_samples,
             "batch_size": self.batch_size,
             "steps_per_epoch": len(self.weights),
+            "n_rows": len(self.x),
         }
         self.programs: dict[int, LossProgram] = {}
 
