@@ -15,7 +15,7 @@ DEMOS = {
     "regression": ("regression", "the paper's toy curve: BBB vs a plain MLP, uncertainty band"),
     "classification": (
         "classification",
-        "digits and breast cancer: error, NLL, calibration, SNR pruning",
+        "digits and breast cancer: BBB, MC dropout, an ensemble: NLL, calibration, OOD, pruning",
     ),
     "gradient-flow": ("gradient_flow", "a 2-3-1 network drawn with its mu and rho gradients"),
     "question": ("question", "the setting of the question microbbb answers, and what broke"),

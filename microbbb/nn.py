@@ -101,7 +101,14 @@ class Linear(Module):
 
 
 class MLP(Module):
-    """A stack of ``Linear`` layers with an activation between them (not after the last)."""
+    """A stack of ``Linear`` layers with an activation between them (not after the last).
+
+    ``dropout = p > 0``: after each hidden activation, every unit is set to 0 with
+    probability p and the others are scaled by 1 / (1 - p) (inverted dropout), at every
+    call, in training and in prediction alike: averaging the predictions of many calls
+    is MC dropout (Gal and Ghahramani 2016). The masks come from a generator seeded by
+    ``seed``. ``forward(x, dropout=False)`` switches it off (the usual test-time network).
+    """
 
     def __init__(
         self,
@@ -109,22 +116,36 @@ class MLP(Module):
         activation: str = "relu",
         seed: int | None = None,
         dtype: Any = np.float64,
+        dropout: float = 0.0,
     ):
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"dropout must be a probability in [0, 1) (the share of hidden units set to"
+                f" 0 at each call), got {dropout}"
+            )
         rng = np.random.default_rng(seed)
         self.sizes = list(sizes)
         self.activation = activation
+        self.dropout = float(dropout)
         self._act = activation_function(activation)
         self.layers = [
             Linear(n_in, n_out, rng=rng, dtype=dtype, name=f"layer{i + 1}")
             for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
         ]
+        self._masks = np.random.default_rng(rng.integers(2**63))
 
-    def forward(self, x: Any) -> Tensor:
-        """The network's output (logits or regression mean) for inputs ``x``."""
+    def forward(self, x: Any, dropout: bool = True) -> Tensor:
+        """The network's output (logits or regression mean) for inputs ``x``; with
+        ``self.dropout > 0`` and ``dropout=True``, one draw of the dropout masks."""
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
                 x = self._act(x)
+                if dropout and self.dropout > 0:
+                    keep = self._masks.random(x.shape) >= self.dropout
+                    x = x * (keep / (1.0 - self.dropout))
         return x

@@ -63,6 +63,16 @@ def test_what_the_mistakes_compute(demo):
     assert last[2] < 0 < first[2]  # after log q changed sign
 
 
+def test_diagnose_names_the_questions_own_settings(demo):
+    figures, lines, _ = demo
+    # lr 1e-11: nothing moves; rho ~ N(0, 1): each sampled network is mostly noise
+    assert {"sigma_unmoved", "mu_unmoved", "loss_flat"} <= set(figures["diagnosis_small_lr"])
+    assert "loss_rising" not in figures["diagnosis_small_lr"]
+    assert figures["diagnosis_wide_sigmas"] == ["noise"]
+    text = "\n".join(lines)
+    assert "[sigma_unmoved]" in text and "[noise]" in text and "(g) the question" in text
+
+
 def test_hand_derived_gradients_match_autodiff(demo):
     figures, _, _ = demo
     assert figures["max_hand_vs_autodiff"] < 1e-9

@@ -10,8 +10,16 @@ from urllib.parse import unquote
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["bbb_gradients.md", "tutorial.md", "to_pytorch.md", "extending.md", "question.md",
-         "explorer.md", "gradient_variance.md"]  # fmt: skip
+PAGES = [
+    "bbb_gradients.md",
+    "tutorial.md",
+    "to_pytorch.md",
+    "extending.md",
+    "question.md",
+    "explorer.md",
+    "gradient_variance.md",
+    "uncertainty.md",
+]
 
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 # [text](target) and ![alt](target); the target ends at whitespace or ")"

@@ -1,11 +1,13 @@
 """Bayes by Backprop on the engine (Blundell et al. 2015, "Weight Uncertainty in Neural
 Networks"): Bayesian layers and networks, priors, likelihoods, the loss
 f(w, theta) = log q(w | theta) - log P(w) - log P(D | w), training, prediction, pruning by
-signal-to-noise ratio, save/load, and the same gradients derived by hand (``by_hand``);
-three gradient estimators (``estimators``) and their variance (``gradient_variance``).
+signal-to-noise ratio, what looks wrong with a run (``diagnose``), save/load, and the same
+gradients derived by hand (``by_hand``); three gradient estimators (``estimators``) and their
+variance (``gradient_variance``).
 """
 
 from . import by_hand
+from .diagnose import Diagnosis, Finding, diagnose
 from .io import ModelFileError, save_checkpoint
 from .layers import BayesianLinear, BayesianMLP, BBBLoss, LossData, Noise
 from .likelihoods import (
@@ -39,6 +41,8 @@ __all__ = [
     "Bernoulli",
     "Categorical",
     "ClassificationPrediction",
+    "Diagnosis",
+    "Finding",
     "Gaussian",
     "GaussianPrior",
     "GradientVariance",
@@ -52,6 +56,7 @@ __all__ = [
     "Setting",
     "TrainingDiverged",
     "by_hand",
+    "diagnose",
     "fit",
     "gradient_variance",
     "minibatch_weights",

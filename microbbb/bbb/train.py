@@ -8,10 +8,24 @@ i (1-based) out of M, summing to 1 over an epoch:
   most of the complexity cost), computed as 2^-i / (1 - 2^-M) so that M = 10 000 neither
   overflows nor gives NaN (late weights underflow to 0, which is their value in floats).
 
-``fit`` runs the epochs: for each minibatch, the loss with ``complexity_weight = pi_i``,
-backward, an optimiser step. It ends cleanly on Ctrl-C (keeping the model and the history
-so far), and with a checkpoint path saves atomically every N epochs; ``resume=True``
-continues bit-identically.
+``fit`` runs the epochs: for each minibatch, the loss with ``complexity_weight =
+beta_e * pi_i``, backward, an optimiser step. The epoch's factor beta_e is the complexity
+weight schedule:
+
+- constant (``kl_warmup=0``, the default): beta_e = 1, the paper's objective;
+- linear warm-up over K epochs (``kl_warmup=K``): beta_e = min(1, e / K) for epoch e =
+  1, 2, ... (never 0: the first epoch already has 1/K), so the network first fits the
+  data and the complexity cost comes in gradually;
+- times a posterior ``temperature`` T (default 1): beta_e is multiplied by T. Training
+  then targets the tempered posterior p(w | D) proportional to P(D | w)^(1/T) P(w)
+  (T < 1: "cold", trusting the data more than the prior; the KL weight of other
+  libraries).
+
+The history records beta_e of every epoch (``History.complexity_weight``).
+
+fit ends cleanly on Ctrl-C (keeping the model and the history so far), and with a
+checkpoint path saves atomically every N epochs; ``resume=True`` continues
+bit-identically.
 
 Divergence. fit never trains on through a wrong number. Before each optimiser step it
 checks that the loss and every gradient are finite, and that the loss has not grown more
@@ -56,6 +70,7 @@ import numpy as np
 from ..engine import AnomalyError, detect_anomaly
 from ..optim import Adam, Optimizer
 from . import checks
+from .diagnose import diagnose as diagnose_run
 from .io import load_checkpoint, save_checkpoint
 from .layers import BayesianMLP
 from .likelihoods import Gaussian
@@ -64,6 +79,16 @@ from .program import LossProgram
 GROWTH_LIMIT = 1000  # see the module docstring: 130 times the largest growth measured
 SCHEMES = ("uniform", "blundell")
 KLS = ("mc", "closed_form")
+HISTORY_LISTS = (
+    "loss",
+    "complexity",
+    "nll",
+    "accuracy",
+    "rmse",
+    "complexity_weight",
+    "mu_change",
+    "rho_change",
+)
 
 
 def minibatch_weights(n_batches: int, scheme: str = "uniform") -> np.ndarray:
@@ -86,16 +111,24 @@ class TrainingDiverged(FloatingPointError):
 class History:
     """Per epoch, summed over its M minibatches (so each is an estimate for the whole data):
     ``complexity`` = sum_i pi_i (log q - log P(w)) (or the KL), ``nll`` = -log P(D | w),
-    ``loss`` = complexity + nll (the objective F of the paper); and ``accuracy``
-    (classification) or ``rmse`` (regression) of the sampled network on the training
-    batches. ``interrupted`` is True when Ctrl-C ended training early."""
+    ``complexity_weight`` = the schedule's beta_e (warm-up times temperature; 1 for the
+    paper's objective), ``loss`` = beta_e * complexity + nll (the objective F of the paper
+    when beta_e = 1); ``accuracy`` (classification) or ``rmse`` (regression) of the sampled
+    network on the training batches; ``mu_change`` and ``rho_change``, the root mean square
+    over every mu (rho) of how far the epoch moved it. ``interrupted`` is True when Ctrl-C
+    ended training early. ``settings``: the fit's lr (None for an optimiser without one),
+    kl_scheme, kl_warmup, temperature, n_samples, batch_size, steps per epoch, n_rows."""
 
     loss: list[float] = field(default_factory=list)
     complexity: list[float] = field(default_factory=list)
     nll: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     rmse: list[float] = field(default_factory=list)
+    complexity_weight: list[float] = field(default_factory=list)
+    mu_change: list[float] = field(default_factory=list)
+    rho_change: list[float] = field(default_factory=list)
     interrupted: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -104,7 +137,7 @@ class History:
 
     def as_dict(self) -> dict[str, Any]:
         """The history as plain lists (JSON-able)."""
-        return {k: getattr(self, k) for k in ("loss", "complexity", "nll", "accuracy", "rmse")}
+        return {k: getattr(self, k) for k in HISTORY_LISTS}
 
 
 def fit(
@@ -124,37 +157,48 @@ def fit(
     checkpoint_every: int = 1,
     resume: bool = False,
     callback: Callable[[int, History], None] | None = None,
+    kl_warmup: int = 0,
+    temperature: float = 1.0,
+    diagnose: bool = False,
 ) -> History:
     """Train ``model`` by Bayes by Backprop; return the per-epoch ``History``.
 
-    ``batch_size=None`` uses the whole data set as one batch; minibatches are drawn in a
-    new random order each epoch. The loss of each batch size is recorded once
-    (``BayesianMLP.loss_program``) and then fed each minibatch: the numbers of eager
-    ``loss`` and ``backward``, with less Python per step. ``optimizer`` defaults to
-    Adam(lr), lr = 1e-3 unless given (an optimiser has its own lr: fit refuses both).
+    ``batch_size=None``: the whole data set as one batch; else minibatches in a new random
+    order each epoch, fed to the loss recorded once per batch size (``loss_program``).
+    ``optimizer`` defaults to Adam(lr), lr = 1e-3 unless given (fit refuses both).
     ``kl_scheme`` weights the complexity cost of the M minibatches (``minibatch_weights``);
-    ``kl`` is "mc" (the paper's sampled log q - log P) or "closed_form". ``seed`` fixes
-    the shuffling. ``progress`` shows a progress bar when stderr is a terminal.
-    ``callback(epoch, history)`` runs after each epoch. Every argument is checked before
-    training starts; an error names the argument and says what to pass.
+    ``kl_warmup`` (epochs of linear warm-up) and ``temperature`` scale it per epoch (module
+    docstring). ``kl``: "mc" (sampled log q - log P) or "closed_form". ``seed`` fixes the
+    shuffling; ``progress``: a bar when stderr is a terminal; ``callback(epoch, history)``
+    runs after each epoch; ``diagnose=True`` prints ``diagnose(model, history, x)`` at the
+    end. Every argument is checked before training: an error names it and what to pass.
     """
     epochs, checkpoint_every = _check_schedule(epochs, checkpoint, checkpoint_every, resume)
     optimizer = _optimizer(model, optimizer, lr)
-    training = _Training(model, optimizer, x, y, batch_size, (kl_scheme, n_samples, kl), seed)
+    settings = (kl_scheme, n_samples, kl, _Schedule(kl_warmup, temperature))
+    training = _Training(model, optimizer, x, y, batch_size, settings, seed)
     resumed = resume and checkpoint is not None and os.path.exists(checkpoint)
-    start_epoch = load_checkpoint(checkpoint, *training.state()) if resumed else 0
+    start = load_checkpoint(checkpoint, *training.state()) if resumed else 0
     bar = _ProgressBar(epochs, enabled=progress and sys.stderr.isatty())
     with _DeferInterrupt() as interrupt:
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(start, epochs):
             if not training.epoch(epoch, interrupt):  # Ctrl-C: stop, keep what was done
                 break
             bar.update(epoch + 1, training.history)
-            if checkpoint is not None and (epoch + 1) % checkpoint_every == 0:
-                save_checkpoint(checkpoint, *training.state(), epoch + 1)
-            if callback is not None:
-                callback(epoch, training.history)
+            _after_epoch(training, epoch, (checkpoint, checkpoint_every), callback)
     bar.close()
+    if diagnose:
+        print(diagnose_run(model, training.history, x=training.x))
     return training.history
+
+
+def _after_epoch(training: _Training, epoch: int, saving: tuple, callback: Any) -> None:
+    """Save a checkpoint when one is due, then run the callback."""
+    checkpoint, every = saving
+    if checkpoint is not None and (epoch + 1) % every == 0:
+        save_checkpoint(checkpoint, *training.state(), epoch + 1)
+    if callback is not None:
+        callback(epoch, training.history)
 
 
 def _check_schedule(epochs: Any, checkpoint: Any, every: Any, resume: bool) -> tuple[int, int]:
@@ -178,10 +222,30 @@ def _optimizer(model: BayesianMLP, optimizer: Optimizer | None, lr: float | None
     return optimizer
 
 
+class _Schedule:
+    """The complexity weight schedule: beta_e = temperature * min(1, e / kl_warmup)."""
+
+    def __init__(self, kl_warmup: Any, temperature: Any):
+        meaning = "epochs of linear warm-up of the complexity weight; 0 for none"
+        if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int):
+            raise TypeError(f"kl_warmup must be an integer >= 0 ({meaning}), got {kl_warmup!r}")
+        if kl_warmup < 0:
+            raise ValueError(f"kl_warmup must be an integer >= 0 ({meaning}), got {kl_warmup}")
+        meaning = "the posterior temperature T multiplying the complexity cost; 1 for none"
+        self.kl_warmup = kl_warmup
+        self.temperature = checks.positive(temperature, "temperature", meaning)
+
+    def weight(self, epoch: int) -> float:
+        """beta of epoch ``epoch`` (0-based)."""
+        if self.kl_warmup == 0:
+            return self.temperature
+        return self.temperature * min(1.0, (epoch + 1) / self.kl_warmup)
+
+
 class _Training:
     """One ``fit``: the model, the optimiser, the checked data, the shuffling generator, the
     history, and one ``LossProgram`` per batch size (recorded once, fed each minibatch).
-    ``loss_settings``: kl_scheme, n_samples, kl."""
+    ``loss_settings``: kl_scheme, n_samples, kl, the complexity weight schedule."""
 
     def __init__(
         self,
@@ -190,10 +254,10 @@ class _Training:
         x: Any,
         y: Any,
         batch_size: int | None,
-        loss_settings: tuple[str, int, str],
+        loss_settings: tuple[str, int, str, _Schedule],
         seed: int,
     ):
-        kl_scheme, n_samples, kl = loss_settings
+        kl_scheme, n_samples, kl, self.schedule = loss_settings
         checks.choice(kl_scheme, "kl_scheme", SCHEMES)
         self.n_samples, self.kl = checks.n_samples(n_samples), checks.choice(kl, "kl", KLS)
         self.x = model.check_inputs(x)
@@ -208,6 +272,16 @@ class _Training:
         self.shuffle_rng = np.random.default_rng(seed)
         self.guard = _Guard(model, optimizer, len(self.x), self.kl)
         self.history = History()
+        self.history.settings = {
+            "lr": getattr(optimizer, "lr", None),
+            "kl_scheme": kl_scheme,
+            "kl_warmup": self.schedule.kl_warmup,
+            "temperature": self.schedule.temperature,
+            "n_samples": self.n_samples,
+            "batch_size": self.batch_size,
+            "steps_per_epoch": len(self.weights),
+            "n_rows": len(self.x),
+        }
         self.programs: dict[int, LossProgram] = {}
 
     def state(self) -> tuple:
@@ -227,28 +301,49 @@ class _Training:
     def epoch(self, epoch: int, interrupt: _DeferInterrupt) -> bool:
         """One epoch of steps, recorded in the history; False if Ctrl-C ended it early."""
         model, sums = self.model, np.zeros(4)  # loss, complexity, nll, accuracy or sq. error
+        beta, before = self.schedule.weight(epoch), _mu_and_rho(model)
         for step, (xb, yb) in enumerate(self.batches()):
             self.optimizer.zero_grad()
-            program = self.programs.get(len(xb))
-            if program is None:
-                program = model.loss_program(xb, yb, self.n_samples, self.weights[step], self.kl)
-                self.programs[len(xb)] = program
-            elif len(self.weights) > 1:
-                program.feed(xb, yb, self.weights[step])
-            loss = program()  # fresh eps, forward and backward
+            loss = self.program(xb, yb, beta * self.weights[step])()  # fresh eps, fwd, bwd
             where = f"epoch {epoch + 1}, step {step + 1}"
             self.guard.before_step(loss, xb, yb, where)
             self.optimizer.step()
             self.guard.after_step(where)
-            sums += _batch_stats(model, loss, yb)
+            sums += _batch_stats(model, loss, yb, self.weights[step])
             if interrupt.requested:
                 self.history.interrupted = True
                 return False
         _record_epoch(self.history, model, sums, len(self.x), len(self.weights))
+        self.history.complexity_weight.append(beta)
+        for name, old, new in zip(("mu", "rho"), before, _mu_and_rho(model), strict=True):
+            getattr(self.history, f"{name}_change").append(_rms(new - old))
         return True
 
+    def program(self, xb: np.ndarray, yb: np.ndarray, weight: float) -> LossProgram:
+        """The loss program of this batch size, fed this minibatch and complexity weight."""
+        program = self.programs.get(len(xb))
+        if program is not None and weight != 1 and program.loss.inputs.complexity_weight is None:
+            program = None  # recorded with weight 1: no multiplication to feed a weight to
+        if program is None:
+            program = self.model.loss_program(xb, yb, self.n_samples, weight, self.kl)
+            self.programs[len(xb)] = program
+        elif len(self.weights) > 1 or weight != program.loss.complexity_weight:
+            program.feed(xb, yb, weight)
+        return program
 
-def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:
+
+def _mu_and_rho(model: BayesianMLP) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of every mu and every rho of the layers, each as one flat array."""
+    mu = [p.data.ravel() for layer in model.layers for p in (layer.weight_mu, layer.bias_mu)]
+    rho = [p.data.ravel() for layer in model.layers for p in (layer.weight_rho, layer.bias_rho)]
+    return np.concatenate(mu), np.concatenate(rho)
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values))))
+
+
+def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray, pi: float) -> np.ndarray:
     output = loss.output.data
     if isinstance(model.likelihood, Gaussian):
         score = float(((output - yb) ** 2).sum())  # squared error, for the RMSE
@@ -256,7 +351,7 @@ def _batch_stats(model: BayesianMLP, loss: Any, yb: np.ndarray) -> np.ndarray:
         score = float(((output[:, 0] > 0) == (yb > 0.5)).sum())
     else:
         score = float((output.argmax(axis=1) == yb).sum())
-    complexity = loss.complexity_weight * loss.complexity.item()  # pi_i (log q - log P)
+    complexity = pi * loss.complexity.item()  # pi_i (log q - log P), without the schedule
     return np.array([loss.item(), complexity, -loss.log_likelihood.item(), score])
 
 

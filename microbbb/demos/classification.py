@@ -1,54 +1,78 @@
-"""Classification with Bayes by Backprop: error, likelihood, calibration, and SNR pruning.
+"""Classification with Bayes by Backprop against MC dropout and a deep ensemble: error,
+likelihood, calibration, out-of-distribution detection, and SNR pruning.
 
 Two scikit-learn data sets that ship with the library (nothing is downloaded):
 
 - Digits: 1797 8x8 images of handwritten digits, 10 classes, pixels scaled to [0, 1]; a
   fixed stratified split (random_state 0, whatever --seed) of 1297 training and 500 test
-  images. A BayesianMLP [64, 100, 10] with the paper's scale-mixture prior
-  (``ScaleMixturePrior()``: pi = 1/2, sigma1 = 1, sigma2 = e^-6) and a Categorical
-  likelihood, against the same MLP trained deterministically (maximum likelihood, no
-  prior) on the engine with the same budget: 800 epochs of 13 minibatches of 100, Adam
-  3e-3.
+  images; every network [64, 100, 10], 800 epochs of 13 minibatches of 100, Adam 3e-3.
 - Breast cancer: 569 tumours, 30 features standardised with the training split's mean and
-  std, a fixed stratified split of 400 / 169; BayesianMLP [30, 32, 1] with a Bernoulli
-  likelihood against the same deterministic MLP, 200 epochs of 4 minibatches of 100.
+  std, a fixed stratified split of 400 / 169; every network [30, 32, 1] (one logit), 200
+  epochs of 4 minibatches of 100.
 
-For every model the report gives the test error, the test negative log-likelihood (mean
-per example; BBB uses its predictive probabilities averaged over 100 weight samples) and
-the expected calibration error (``expected_calibration_error``: 10 equal-width bins of the
-confidence, the mean |accuracy - confidence| weighted by the bins' share of examples).
+Five models on each, with the same network and budget:
+
+- BBB, T = 0.1 (recommended): a BayesianMLP with the paper's scale-mixture prior
+  (pi = 1/2, sigma1 = 1, sigma2 = e^-6), rho_init = -5, trained by ``fit`` with the
+  complexity cost times a posterior temperature T = 0.1 (``--temperature``);
+- BBB, T = 1: the same, with the paper's objective;
+- the plain network (``microbbb.nn.MLP``, maximum likelihood);
+- MC dropout: the plain network with dropout p = 0.2 on the hidden units, in training and
+  at test time, 100 masks averaged;
+- a deep ensemble of 5 plain networks (different seeds), their probabilities averaged.
+
+BBB averages its predictive probabilities over 100 weight samples. Every score comes
+from ``microbbb.metrics``: test error, NLL (mean per example), ECE (10 equal-width bins of
+the confidence), Brier score; the OOD experiment trains every model again on the digits
+0-4 and scores how well predictive entropy and mutual information tell the test digits
+5-9 from 0-4 (AUROC).
+
+Why T = 0.1. With the paper's objective (T = 1) the complexity cost dominates on this
+small training set (1297 images for 7510 weights): about 8 600 nats against 280 for
+-log P(D|w) at the end (seed 0), the posterior stays wide and the averaged predictions
+are less confident than they are right (mean confidence 0.90 for an accuracy of 0.97):
+worse NLL and ECE than the plain network (seeds 0-2: NLL 0.145, 0.135, 0.148 against
+0.102, 0.105, 0.115). ``diagnose`` says so (the complexity cost is about 30 times the
+data term). With T = 0.1 (measured, seeds 0-2, 800 epochs):
+
+  digits          test error %        NLL                    ECE
+  BBB, T = 0.1    2.2 / 1.8 / 2.4     0.067 / 0.064 / 0.075  0.012 / 0.015 / 0.012
+  BBB, T = 1      3.4 / 2.8 / 2.6     0.145 / 0.135 / 0.148  0.063 / 0.059 / 0.074
+  plain           2.8 / 2.6 / 3.4     0.102 / 0.105 / 0.115  0.023 / 0.018 / 0.028
+  MC dropout      2.2 / 2.0 / 2.8     0.067 / 0.057 / 0.075  0.013 / 0.009 / 0.016
+  ensemble of 5   3.0 / 2.6 / 3.0     0.088 / 0.062 / 0.071  0.019 / 0.014 / 0.018
+
+  breast cancer
+  BBB, T = 0.1    4.7 / 4.7 / 4.7     0.122 / 0.115 / 0.125  0.030 / 0.031 / 0.034
+  BBB, T = 1      3.6 / 4.1 / 5.3     0.104 / 0.092 / 0.108  0.024 / 0.018 / 0.031
+  plain           3.6 / 4.7 / 4.7     0.134 / 0.135 / 0.152  0.035 / 0.038 / 0.041
+  MC dropout      4.7 / 4.7 / 4.7     0.124 / 0.139 / 0.135  0.036 / 0.034 / 0.036
+  ensemble of 5   4.7 / 4.7 / 4.7     0.147 / 0.139 / 0.153  0.035 / 0.037 / 0.038
+
+On digits BBB with T = 0.1 beats the plain network on every score and seed; MC dropout
+and the ensemble are its equals (NLL within about 0.02 either way). On breast cancer
+(169 test tumours: one tumour is 0.6 points) it has a lower NLL and ECE than the plain
+network on every seed and the same error on seeds 1 and 2, two tumours more on seed 0
+(4.7 % against 3.6 %); there the paper's T = 1 is better still on NLL and ECE: the plain
+network overfits, and the full complexity cost is a good regulariser when it does not
+dwarf the data term. T = 0.3 was no better: on digits (seed 0) its ECE was 0.025, above
+the plain network's. OOD (digits 5-9 after training on 0-4): every model tells them
+apart with an entropy AUROC of 0.92-0.95 (seeds 0-2), the plain network lowest on seeds
+1 and 2 (0.918, 0.926); mutual information does as well as entropy here, not better.
+
+The pruning curve (section 5.1 of the paper) removes the weights of lowest
+signal-to-noise ratio |mu| / sigma from the T = 0.1 network and measures the test error
+of the network with the mean weights w = mu (no sampling). Seed 0: 2.4 % unpruned, 2.0 %
+with 75 % removed, 4.4 % at 90 %, then fast growth (16.8 % at 95 %). About 40 % of the
+weights sit in the prior's narrow component (sigma ~ sigma2 = e^-6 = 0.0025).
 
 The complexity cost is spread uniformly over the minibatches (``kl_scheme="uniform"``,
-pi_i = 1/M; ``--kl-scheme blundell`` for the other). The paper's scheme ``"blundell"``
-(pi_i = 2^(M - i) / (2^M - 1)) puts half of each epoch's complexity cost on the first of
-the 13 minibatches and almost none on the last ten; with Adam, which rescales every step,
-the posterior then moves towards the prior much more slowly. Both schemes minimise the
-same expected loss f over an epoch, and uniform gets much further with the same budget:
-after 800 epochs (seed 0) f was about 8 900 nats against 15 400 (complexity cost 8 600
-against 15 200, -log P(D|w) 280 against 180). blundell's closer fit to the data gave a
-lower test error and NLL (2.0 % and 0.130 against 3.4 % and 0.145; ECE 0.067 against
-0.063), but its SNRs told the useful weights apart far less well: removing 90 % of the
-weights by SNR gave 11.8 % test error against 5.6 % (seed 1: 23.2 % against 4.2 %).
-The pruning curve is part of this demo, so "uniform" is used.
+pi_i = 1/M; ``--kl-scheme blundell`` for the paper's pi_i = 2^(M - i) / (2^M - 1), which
+with Adam moves the posterior towards the prior much more slowly).
 
-What to expect (seeds 0-2, see report.txt): on digits both networks err on 2.6-3.4 % of
-the test images. On this small training set (1297 images for 7510 weights) the complexity cost
-dominates f (about 30 times -log P(D|w)), the posterior stays wide, and BBB's averaged
-predictions are less confident than they are accurate (mean confidence about 0.91 for
-an accuracy of 0.97): its NLL and ECE are worse than the plain MLP's, which is already
-well calibrated on digits. On breast cancer the plain MLP overfits and is overconfident,
-and BBB has the lower NLL and ECE. Most of BBB's weights can be removed: the pruning
-curve (section 5.1 of the paper) removes the weights of lowest signal-to-noise ratio
-|mu| / sigma and measures the test error of the network with the mean weights w = mu (no
-sampling; unpruned, it differs from the 100-sample average by about a point). The error
-moves by at most a point up to 75 % removed, is 4-6 % at 90 % (seeds 0-2), and grows fast
-from 95 % on. The histograms show why: about half of the weights have been pulled into
-the prior's narrow component (|mu| ~ 0.001, sigma ~ sigma2 = e^-6 = 0.0025), and three
-quarters have |mu| < sigma.
-
-The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
-makes the pictures from them, and ``report_text`` fills the report's words,
-which are in ``templates/classification.txt``.
+The code is in three parts: ``compute`` returns every number as plain data,
+``draw_pictures`` makes the pictures from them, and ``report_text`` fills the report's
+words, which are in ``templates/classification.txt``.
 
 Run: ``microbbb demo classification --out out/classification``.
 """
@@ -63,98 +87,23 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from .. import metrics
 from ..bbb import BayesianMLP, Bernoulli, Categorical, ScaleMixturePrior, fit, prune, snr
+from ..engine import no_grad
 from ..nn import MLP
-from .common import (
-    Report,
-    Template,
-    matplotlib_pyplot,
-    predict_deterministic,
-    stage,
-    train_deterministic,
-)
+from .common import Report, Template, matplotlib_pyplot, stage, train_deterministic
 
 DIGITS_SIZES = [64, 100, 10]
 CANCER_SIZES = [30, 32, 1]
 PRUNE_FRACTIONS = (0.0, 0.5, 0.75, 0.9, 0.95, 0.98)
 N_BINS = 10
-N_SAMPLES = 100  # weight samples averaged for BBB's predictive probabilities
+N_SAMPLES = 100  # weight samples (dropout masks) averaged for BBB's (MC dropout's) predictions
 SPLIT_SEED = 0  # the train/test splits are the same for every --seed
-
-
-# --- metrics -----------------------------------------------------------------------------------
-
-
-def as_class_probabilities(probs: np.ndarray) -> np.ndarray:
-    """Probabilities as an (N, C) array; a 1-D array is read as P(y = 1) of a binary task."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim == 1:
-        return np.stack([1.0 - probs, probs], axis=1)
-    if probs.ndim != 2:
-        raise ValueError(f"probabilities must have shape (N,) or (N, C), got {probs.shape}")
-    return probs
-
-
-def error_rate(probs: np.ndarray, labels: np.ndarray) -> float:
-    """The fraction of examples whose most probable class is not the label."""
-    probs = as_class_probabilities(probs)
-    return float(np.mean(probs.argmax(axis=1) != np.asarray(labels)))
-
-
-def mean_nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    """-mean_n log p_n[y_n] in nats (probabilities floored at 1e-300, so never infinite)."""
-    probs = as_class_probabilities(probs)
-    picked = probs[np.arange(len(probs)), np.asarray(labels)]
-    return float(-np.mean(np.log(np.maximum(picked, 1e-300))))
-
-
-def reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
-    """Per-bin counts, accuracies and mean confidences of a classifier's predictions.
-
-    The confidence of a prediction is the probability of the predicted (most probable)
-    class. Bin b of ``n_bins`` equal-width bins holds the confidences in
-    (b / n_bins, (b + 1) / n_bins]; the first bin also holds 0. Empty bins have count 0
-    and NaN accuracy and confidence.
-    """
-    probs = as_class_probabilities(probs)
-    labels = np.asarray(labels)
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # right=True: bin i holds edges[i] < c <= edges[i + 1]; c = 0 falls in bin 0
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    count = np.bincount(which, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(which, weights=correct, minlength=n_bins) / count
-        mean_confidence = np.bincount(which, weights=confidence, minlength=n_bins) / count
-    return {"edges": edges, "count": count, "accuracy": accuracy, "confidence": mean_confidence}
-
-
-def expected_calibration_error(
-    probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS
-) -> float:
-    """ECE = sum over bins b of (n_b / N) * |accuracy_b - mean confidence_b|.
-
-    ``probs``: (N, C) class probabilities, or (N,) probabilities of class 1 for a binary
-    task. The bins are the ``n_bins`` equal-width bins of ``reliability`` (confidence =
-    probability of the predicted class); empty bins contribute nothing. 0 is perfect
-    calibration: in every bin the predictions are right as often as they claim.
-    """
-    table = reliability(probs, labels, n_bins)
-    used = table["count"] > 0
-    share = table["count"][used] / table["count"].sum()
-    gaps = np.abs(table["accuracy"][used] - table["confidence"][used])
-    return float(np.sum(share * gaps))
-
-
-def scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Test error, mean NLL and ECE of predicted probabilities, plus the mean confidence."""
-    return {
-        "error": error_rate(probs, labels),
-        "nll": mean_nll(probs, labels),
-        "ece": expected_calibration_error(probs, labels),
-        "confidence": float(as_class_probabilities(probs).max(axis=1).mean()),
-    }
+TEMPERATURE = 0.1  # the recommended BBB: the complexity cost times 0.1 (fit's temperature)
+DROPOUT = 0.2  # MC dropout: the share of hidden units dropped, in training and prediction
+ENSEMBLE = 5  # plain networks in the deep ensemble
+OOD_CLASSES = 5  # the OOD experiment trains on digits 0-4; 5-9 are out of distribution
+METHODS = ("bbb", "bbb_paper", "mlp", "dropout", "ensemble")
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -206,63 +155,112 @@ def compute(
     seed: int = 0,
     kl_scheme: str = "uniform",
     progress: bool = True,
+    temperature: float = TEMPERATURE,
 ) -> dict[str, Any]:
     """Train, score and prune every model; return the numbers and arrays (no printing)."""
+    settings = {"epochs": epochs, "cancer_epochs": cancer_epochs, "kl_scheme": kl_scheme}
+    settings |= {"temperature": temperature, "seed": seed}
     x_train, x_test, y_train, y_test = digits_data()
-    stage(f"digits: Bayes by Backprop and the plain MLP, {epochs} epochs each", progress)
-    model, digits = _digits(x_train, x_test, y_train, y_test, epochs, seed, kl_scheme, progress)
+    stage(f"digits: BBB (T = {temperature:g} and T = 1) and the plain networks", progress)
+    digits_task = {"sizes": DIGITS_SIZES, "likelihood": Categorical, "nll": F.categorical_nll}
+    runs = _train_all(digits_task, (x_train, y_train, x_test), settings, epochs, progress)
+    digits = _scored(runs, y_test)
+    model = runs["bbb"]["model"]
+    digits |= _bbb_costs(runs["bbb"]["history"]) | {"n_train": len(x_train)}
     stage("digits: pruning by signal-to-noise ratio", progress)
     digits["pruning"] = _pruning(model, x_test, y_test)
     digits["weights"] = _weights(model)
-    settings = {"epochs": epochs, "cancer_epochs": cancer_epochs, "kl_scheme": kl_scheme}
-    stage(f"breast cancer: both networks, {cancer_epochs} epochs each", progress)
+    stage(f"digits: trained on 0-{OOD_CLASSES - 1}, shown 5-9 (OOD)", progress)
+    ood = _ood(digits_task, (x_train, x_test, y_train, y_test), settings, epochs, progress)
+    stage(f"breast cancer: every network, {cancer_epochs} epochs", progress)
+    return {"settings": settings, "digits": digits, "ood": ood, "cancer": _cancer(settings)}
+
+
+def _train_all(
+    task: dict[str, Any], data: tuple, settings: dict[str, Any], epochs: int, progress: bool
+) -> dict[str, dict[str, Any]]:
+    """Every method trained on (x_train, y_train) with the same budget; for each, the class
+    probabilities of every sample (weight sample, dropout mask or ensemble member) on
+    x_test, shape (S, N, C) or (S, N), and the training time."""
+    x_train, y_train, x_test = data
+    seed = settings["seed"]
+    budget = {"epochs": epochs, "batch_size": 100, "lr": 3e-3, "seed": seed}
+    sizes, likelihood = task["sizes"], task["likelihood"]
+    runs = {}
+    for name, temperature in (("bbb", settings["temperature"]), ("bbb_paper", 1.0)):
+        begin = time.monotonic()
+        model = BayesianMLP(sizes, prior=ScaleMixturePrior(), likelihood=likelihood(), seed=seed)
+        history = fit(
+            model, x_train, y_train, kl_scheme=settings["kl_scheme"], progress=progress,
+            temperature=temperature, **budget,
+        )  # fmt: skip
+        probs = _samples(model.forward, x_test)
+        runs[name] = {"probs": probs, "model": model, "history": history}
+        runs[name]["seconds"] = time.monotonic() - begin
+    labels = y_train.reshape(-1, 1).astype(np.float64) if sizes[-1] == 1 else y_train
+    plain = {"mlp": [(seed, 0.0)], "dropout": [(seed, DROPOUT)]}
+    plain["ensemble"] = [(seed + 1000 * k, 0.0) for k in range(ENSEMBLE)]
+    for name, members in plain.items():
+        begin, probs = time.monotonic(), []
+        for member_seed, dropout in members:
+            net = MLP(sizes, seed=member_seed, dropout=dropout)
+            train_deterministic(net, x_train, labels, task["nll"], **budget | {"seed": member_seed})
+            probs.append(_samples(net.forward, x_test, N_SAMPLES if dropout else 1))
+        runs[name] = {"probs": np.concatenate(probs), "seconds": time.monotonic() - begin}
+    return runs
+
+
+def _samples(forward: Any, x: np.ndarray, n: int = N_SAMPLES) -> np.ndarray:
+    """Class probabilities of n calls of a network: (n, N, C), or (n, N) of P(y = 1)."""
+    with no_grad():
+        return metrics.probabilities(np.stack([forward(x).data for _ in range(n)]))
+
+
+def _scored(runs: dict[str, dict[str, Any]], labels: np.ndarray) -> dict[str, Any]:
+    """Each method's scores (metrics.classification_scores of its averaged probabilities),
+    its averaged probabilities and its training time."""
+    result: dict[str, Any] = {"labels": labels, "n_test": len(labels)}
+    for name, run in runs.items():
+        probs = run["probs"].mean(axis=0)
+        result[name] = metrics.classification_scores(probs, labels, N_BINS)
+        result[f"{name}_probs"], result[f"{name}_seconds"] = probs, run["seconds"]
+    return result
+
+
+def _bbb_costs(history: Any) -> dict[str, float]:
+    """The last epoch of the recommended BBB: complexity cost (with the temperature, as
+    trained), -log P(D|w) and training accuracy; History sums an epoch's minibatches."""
     return {
-        "settings": settings,
-        "digits": digits,
-        "cancer": _cancer(cancer_epochs, seed, progress),
-    }
-
-
-def _digits(
-    x_train: np.ndarray,
-    x_test: np.ndarray,
-    y_train: np.ndarray,
-    y_test: np.ndarray,
-    epochs: int,
-    seed: int,
-    kl_scheme: str,
-    progress: bool,
-) -> tuple[BayesianMLP, dict[str, Any]]:
-    """BBB and the plain MLP on digits: their scores, predictions and training times."""
-    budget = {"epochs": epochs, "batch_size": 100, "lr": 3e-3, "seed": seed}  # the same for both
-    begin = time.monotonic()
-    model = BayesianMLP(
-        DIGITS_SIZES, prior=ScaleMixturePrior(), likelihood=Categorical(), seed=seed
-    )
-    history = fit(model, x_train, y_train, kl_scheme=kl_scheme, progress=progress, **budget)
-    bbb_probs = model.predict(x_test, n_samples=N_SAMPLES).probs
-    bbb = scores(bbb_probs, y_test)
-    bbb_seconds = time.monotonic() - begin
-    begin = time.monotonic()
-    plain = MLP(DIGITS_SIZES, seed=seed)
-    train_deterministic(plain, x_train, y_train, F.categorical_nll, **budget)
-    plain_probs = Categorical().predictive(predict_deterministic(plain, x_test)[None]).probs
-    mlp = scores(plain_probs, y_test)
-    return model, {
-        "n_train": len(x_train),
-        "n_test": len(x_test),
-        "bbb": bbb,
-        "mlp": mlp,
-        "bbb_seconds": bbb_seconds,
-        "mlp_seconds": time.monotonic() - begin,
-        # History sums an epoch's minibatches: complexity = sum_i pi_i (log q - log P(w))
-        "complexity": history.complexity[-1],
+        "complexity": history.complexity_weight[-1] * history.complexity[-1],
         "train_nll": history.nll[-1],
         "train_accuracy": history.accuracy[-1],
-        "bbb_probs": bbb_probs,
-        "mlp_probs": plain_probs,
-        "labels": y_test,
     }
+
+
+def _ood(
+    task: dict[str, Any], data: tuple, settings: dict[str, Any], epochs: int, progress: bool
+) -> dict[str, Any]:
+    """Every method trained on the digits 0-4 only; how well its predictive entropy and its
+    mutual information tell the test digits 5-9 from the test digits 0-4 (AUROC)."""
+    x_train, x_test, y_train, y_test = data
+    keep = y_train < OOD_CLASSES
+    task = task | {"sizes": [DIGITS_SIZES[0], DIGITS_SIZES[1], OOD_CLASSES]}
+    inside = y_test < OOD_CLASSES
+    runs = _train_all(task, (x_train[keep], y_train[keep], x_test), settings, epochs, progress)
+    result: dict[str, Any] = {"n_train": int(keep.sum()), "n_in": int(inside.sum())}
+    result["n_out"] = int((~inside).sum())
+    for name, run in runs.items():
+        probs = run["probs"]
+        entropy, information = metrics.predictive_entropy(probs), metrics.mutual_information(probs)
+        result[name] = {
+            "entropy_auroc": metrics.ood_auroc(entropy[inside], entropy[~inside]),
+            "mi_auroc": metrics.ood_auroc(information[inside], information[~inside]),
+            "error_in": metrics.error_rate(probs[:, inside].mean(axis=0), y_test[inside]),
+            "entropy_in": entropy[inside],
+            "entropy_out": entropy[~inside],
+            "single": len(probs) == 1,  # one prediction: no mutual information to speak of
+        }
+    return result
 
 
 def _pruning(model: BayesianMLP, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
@@ -275,11 +273,11 @@ def _pruning(model: BayesianMLP, x_test: np.ndarray, y_test: np.ndarray) -> dict
         n_removed = int(round(fraction * ratios.size))
         row = {"fraction": fraction, "weights_left": ratios.size - n_removed}
         row["largest_snr"] = ratios[n_removed - 1] if n_removed else None  # of those removed
-        row["error"] = error_rate(pruned.predict(x_test, mode="mean").probs, y_test)
+        row["error"] = metrics.error_rate(pruned.predict(x_test, mode="mean").probs, y_test)
         rows.append(row)
     # The unpruned network with w = mu, computed without prune() as a check of the 0 % row.
     # (After the pruning loop: prune() of a model whose last pass used mode="mean" used to fail.)
-    mean_error = error_rate(model.predict(x_test, mode="mean").probs, y_test)
+    mean_error = metrics.error_rate(model.predict(x_test, mode="mean").probs, y_test)
     return {
         "n_weights": ratios.size,
         "below_sigma": np.mean(ratios < 1),  # the share of weights with |mu| < sigma
@@ -301,31 +299,27 @@ def _weights(model: BayesianMLP) -> dict[str, Any]:
     }
 
 
-def _cancer(epochs: int, seed: int, progress: bool) -> dict[str, Any]:
-    """BBB and the plain MLP on breast cancer: their scores and training time."""
+def _cancer(settings: dict[str, Any]) -> dict[str, Any]:
+    """Every method on breast cancer: their scores and training times."""
     x_train, x_test, y_train, y_test = cancer_data()
-    budget = {"epochs": epochs, "batch_size": 100, "lr": 3e-3, "seed": seed}  # the same for both
-    begin = time.monotonic()
-    model = BayesianMLP(CANCER_SIZES, prior=ScaleMixturePrior(), likelihood=Bernoulli(), seed=seed)
-    fit(model, x_train, y_train, kl_scheme="uniform", progress=progress, **budget)
-    bbb = scores(model.predict(x_test, n_samples=N_SAMPLES).probs, y_test)
-    plain = MLP(CANCER_SIZES, seed=seed)
-    labels = y_train.reshape(-1, 1).astype(np.float64)
-    train_deterministic(plain, x_train, labels, F.bernoulli_nll, **budget)
-    logits = predict_deterministic(plain, x_test)
-    mlp = scores(Bernoulli().predictive(logits[None]).probs, y_test)
-    return {
-        "n_train": len(x_train),
-        "n_test": len(x_test),
-        "bbb": bbb,
-        "mlp": mlp,
-        "seconds": time.monotonic() - begin,
-    }
+    task = {"sizes": CANCER_SIZES, "likelihood": Bernoulli, "nll": F.bernoulli_nll}
+    data = (x_train, y_train, x_test)
+    runs = _train_all(task, data, settings, settings["cancer_epochs"], progress=False)
+    return _scored(runs, y_test) | {"n_train": len(x_train)}
+
+
+NAMES = {
+    "bbb": "BBB, T = {temperature:g}",
+    "bbb_paper": "BBB, T = 1",
+    "mlp": "plain network",
+    "dropout": "MC dropout",
+    "ensemble": "ensemble of 5",
+}
 
 
 def figures(numbers: dict[str, Any]) -> dict[str, Any]:
-    """The figures the demo returns: scores, training costs and the pruning curve."""
-    digits, pruning = numbers["digits"], numbers["digits"]["pruning"]
+    """The figures the demo returns: scores, training costs, OOD AUROCs, pruning curve."""
+    digits, pruning, ood = numbers["digits"], numbers["digits"]["pruning"], numbers["ood"]
     result = {
         "digits_bbb_complexity": digits["complexity"],
         "digits_bbb_train_nll": digits["train_nll"],
@@ -333,35 +327,36 @@ def figures(numbers: dict[str, Any]) -> dict[str, Any]:
         "pruning": [(row["fraction"], row["error"]) for row in pruning["rows"]],
         "digits_bbb_error_mean_weights": pruning["mean_weights_error"],
     }
+    for name in METHODS:
+        result |= {f"ood_{name}_{key}": ood[name][key] for key in ("entropy_auroc", "mi_auroc")}
     return result | _scores_by_name("cancer", numbers["cancer"])
 
 
 def _scores_by_name(data: str, scored: dict[str, Any]) -> dict[str, float]:
-    """{"digits_bbb_error": ..., "digits_mlp_nll": ...}: the scores of both models."""
+    """{"digits_bbb_error": ..., "digits_mlp_nll": ...}: the scores of every method."""
     return {
-        f"{data}_{model}_{key}": value
-        for model in ("bbb", "mlp")
-        for key, value in scored[model].items()
+        f"{data}_{model}_{key}": value for model in METHODS for key, value in scored[model].items()
     }
 
 
 def report_text(numbers: dict[str, Any], pictures: list[str], template: Template) -> str:
     """The report: templates/classification.txt filled with the numbers."""
     settings, digits, cancer = numbers["settings"], numbers["digits"], numbers["cancer"]
-    pruning = digits["pruning"]
+    pruning, ood = digits["pruning"], numbers["ood"]
     values = {
         **settings,
         "sizes": DIGITS_SIZES,
         "n_samples": N_SAMPLES,
         "n_bins": N_BINS,
+        "dropout": DROPOUT,
+        "ensemble": ENSEMBLE,
         "n_train": digits["n_train"],
         "n_test": digits["n_test"],
-        "bbb_seconds": digits["bbb_seconds"],
-        "mlp_seconds": digits["mlp_seconds"],
+        "seconds": _seconds_text(digits, settings),
         "train_accuracy": 100 * digits["train_accuracy"],
         "complexity": digits["complexity"],
         "train_nll": digits["train_nll"],
-        "digits_scores": _scores_text(digits, template),
+        "digits_scores": _scores_text(digits, _names(settings), template),
         "below_sigma": 100 * pruning["below_sigma"],
         "narrow": 100 * pruning["narrow"],
         "n_weights": pruning["n_weights"],
@@ -369,23 +364,51 @@ def report_text(numbers: dict[str, Any], pictures: list[str], template: Template
         "pruning_rows": "\n".join(_pruning_row(row, template) for row in pruning["rows"]),
         "mean_weights_error": 100 * pruning["mean_weights_error"],
         "bbb_error": 100 * digits["bbb"]["error"],
+        "ood_n_train": ood["n_train"],
+        "ood_n_in": ood["n_in"],
+        "ood_n_out": ood["n_out"],
+        "ood_rows": "\n".join(_ood_row(ood, name, settings, template) for name in METHODS),
         "cancer_sizes": CANCER_SIZES,
         "cancer_n_train": cancer["n_train"],
         "cancer_n_test": cancer["n_test"],
-        "cancer_seconds": cancer["seconds"],
-        "cancer_scores": _scores_text(cancer, template),
+        "cancer_seconds": _seconds_text(cancer, settings),
+        "cancer_scores": _scores_text(cancer, _names(settings), template),
         "pictures": "\n".join(pictures),
     }
     return template.fill("report", values)
 
 
-def _scores_text(scored: dict[str, Any], template: Template) -> str:
-    values = {}
-    for name in ("bbb", "mlp"):
-        s = scored[name]
-        values |= {f"{name}_error": 100 * s["error"], f"{name}_accuracy": 1 - s["error"]}
-        values |= {f"{name}_{key}": s[key] for key in ("nll", "ece", "confidence")}
-    return template.fill("scores", values)
+def _name(method: str, settings: dict[str, Any]) -> str:
+    return NAMES[method].format(temperature=settings["temperature"])
+
+
+def _names(settings: dict[str, Any]) -> dict[str, str]:
+    """{method: its name in the report and the pictures}, for every method, in order."""
+    return {method: _name(method, settings) for method in METHODS}
+
+
+def _seconds_text(scored: dict[str, Any], settings: dict[str, Any]) -> str:
+    return ", ".join(f"{_name(m, settings)} {scored[f'{m}_seconds']:.1f} s" for m in METHODS)
+
+
+def _scores_text(scored: dict[str, Any], names: dict[str, str], template: Template) -> str:
+    """The [scores] section: a [scores_row] for each method of ``names`` ({method: name}),
+    from ``scored[method]`` (metrics.classification_scores). The mnist demo uses it too."""
+    rows = []
+    for method, label in names.items():
+        s = scored[method]
+        values = {"name": label, "error": 100 * s["error"]}
+        values |= {key: s[key] for key in ("nll", "ece", "brier", "confidence")}
+        rows.append(template.fill("scores_row", values))
+    return template.fill("scores", {"rows": "\n".join(rows)})
+
+
+def _ood_row(ood: dict[str, Any], name: str, settings: dict[str, Any], template: Template) -> str:
+    row = ood[name]
+    information = "-" if row["single"] else f"{row['mi_auroc']:.3f}"
+    values = {"name": _name(name, settings), "entropy_auroc": row["entropy_auroc"]}
+    values |= {"mi_auroc": information, "error_in": 100 * row["error_in"]}
+    return template.fill("ood_row", values)
 
 
 def _pruning_row(row: dict[str, Any], template: Template) -> str:
@@ -403,12 +426,14 @@ def run(
     kl_scheme: str = "uniform",
     echo: Any = print,
     progress: bool = True,
+    temperature: float = TEMPERATURE,
 ) -> dict[str, Any]:
-    """Train BBB and plain MLPs on digits and breast cancer, prune, draw; return the figures."""
+    """Train BBB and the plain networks on digits and breast cancer, prune, draw; return the
+    figures."""
     _need_sklearn()
     plt = matplotlib_pyplot()
     say = Report(out, echo)
-    numbers = compute(epochs, cancer_epochs, seed, kl_scheme, progress)
+    numbers = compute(epochs, cancer_epochs, seed, kl_scheme, progress, temperature)
     pictures = draw_pictures(plt, numbers, out)
     say(report_text(numbers, pictures, Template.of("classification")))
     say.save()
@@ -419,39 +444,51 @@ def run(
 
 
 def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
-    """Draw the pruning curve, the weight histograms and the reliability diagrams."""
-    digits = numbers["digits"]
+    """Draw the pruning curve, the weight histograms, the reliability diagrams and the
+    entropy histograms of the OOD experiment."""
+    digits, settings = numbers["digits"], numbers["settings"]
     curve = [(row["fraction"], row["error"]) for row in digits["pruning"]["rows"]]
     return [
         _draw_pruning(
-            plt, os.path.join(out, "classification_pruning.png"), curve, digits["mlp"]["error"]
-        ),
-        _draw_weights(plt, os.path.join(out, "classification_weights.png"), digits["weights"]),
-        _draw_calibration(
             plt,
-            os.path.join(out, "classification_calibration.png"),
-            digits["bbb_probs"],
-            digits["mlp_probs"],
-            digits["labels"],
-            digits["bbb"]["ece"],
-            digits["mlp"]["ece"],
+            os.path.join(out, "classification_pruning.png"),
+            curve,
+            digits["mlp"]["error"],
+            _name("bbb", settings),
         ),
+        _draw_weights(
+            plt,
+            os.path.join(out, "classification_weights.png"),
+            digits["weights"],
+            _name("bbb", settings),
+        ),
+        _draw_calibration(
+            plt, os.path.join(out, "classification_calibration.png"), digits, _names(settings)
+        ),
+        _draw_ood(plt, os.path.join(out, "classification_ood.png"), numbers["ood"], settings),
     ]
 
 
 def _draw_pruning(
-    plt: Any, path: str, curve: list, plain_error: float, data: str = "Digits"
+    plt: Any,
+    path: str,
+    curve: list,
+    plain_error: float,
+    name: str,
+    data: str = "Digits",
+    plain_name: str = "plain network",
 ) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     removed = np.array([100 * f for f, _ in curve])
     kept = 100 - removed  # plotted on a log scale, so that 90, 95, 98 % are spread out
     errors = np.array([100 * e for _, e in curve])
-    ax.plot(kept, errors, "o-", color="tab:blue", label="BBB, lowest-SNR weights removed")
+    ax.plot(kept, errors, "o-", color="tab:blue", label=f"{name}, lowest-SNR weights removed")
     for k, e in zip(kept, errors, strict=True):
         ax.annotate(
             f"{e:.1f} %", (k, e), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
         )
-    ax.axhline(100 * plain_error, color="tab:red", linestyle="--", label="plain MLP, unpruned")
+    label = f"{plain_name}, unpruned"
+    ax.axhline(100 * plain_error, color="tab:red", linestyle="--", label=label)
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xticks(kept)
@@ -460,7 +497,7 @@ def _draw_pruning(
     ax.set_xlabel("weights removed (%), axis spaced by the log of the weights kept")
     ax.set_ylabel("test error (%), mean weights w = mu")
     ax.set_ylim(0, errors.max() * 1.15 + 1)
-    ax.set_title(f"{data}: pruning the BBB network by signal-to-noise ratio")
+    ax.set_title(f"{data}: pruning the {name} network by signal-to-noise ratio")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -469,14 +506,18 @@ def _draw_pruning(
     return path
 
 
-def _draw_weights(plt: Any, path: str, weights: dict[str, Any], data: str = "Digits") -> str:
-    fig = _weights_figure(plt, weights, data)
+def _draw_weights(
+    plt: Any, path: str, weights: dict[str, Any], name: str = "BBB", data: str = "Digits"
+) -> str:
+    fig = _weights_figure(plt, weights, name, data)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def _weights_figure(plt: Any, weights: dict[str, Any], data: str = "Digits") -> Any:
+def _weights_figure(
+    plt: Any, weights: dict[str, Any], name: str = "BBB", data: str = "Digits"
+) -> Any:
     """Histograms of mu, sigma and |mu| / sigma; each legend where it hides no bar."""
     mus, sigmas = weights["mu"], weights["sigma"]
     ratios = [np.abs(m) / s for m, s in zip(mus, sigmas, strict=True)]
@@ -502,7 +543,7 @@ def _weights_figure(plt: Any, weights: dict[str, Any], data: str = "Digits") -> 
     for ax in axes:  # "best": the place that covers the fewest bars (sigma: beside its spike)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(
-        f"{data}: the {every_mu.size} weights of the trained BBB network"
+        f"{data}: the {every_mu.size} weights of the trained {name} network"
         f" {weights['sizes']} (biases not shown)"
     )
     fig.tight_layout()
@@ -523,29 +564,44 @@ def _draw_snr(ax: Any, ratios: list[np.ndarray], names: list[str]) -> None:
     ax.set_title("signal-to-noise ratios (pruning removes the lowest)")
 
 
+COLORS = {
+    "bbb": "tab:blue",
+    "bbb_paper": "tab:cyan",
+    "mlp": "tab:red",
+    "dropout": "tab:orange",
+    "ensemble": "tab:green",
+}
+
+
 def _draw_calibration(
     plt: Any,
     path: str,
-    bbb_probs: np.ndarray,
-    plain_probs: np.ndarray,
-    labels: np.ndarray,
-    bbb_ece: float,
-    plain_ece: float,
+    scored: dict[str, Any],
+    names: dict[str, str],
     data: str = "Digits",
+    n_samples: int = N_SAMPLES,
 ) -> str:
+    """One reliability diagram (and its bin counts) for each method of ``names``
+    ({method: name}), from ``scored[f"{method}_probs"]``, ``scored[method]["ece"]`` and
+    ``scored["labels"]``; the mnist demo draws its two models with it."""
     grid = {"height_ratios": [3, 1.2]}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True, gridspec_kw=grid)
-    models = (
-        (bbb_probs, "BBB (100 weight samples averaged)", bbb_ece, "tab:blue"),
-        (plain_probs, "plain MLP", plain_ece, "tab:red"),
-    )
-    for column, (probs, name, ece, color) in enumerate(models):
-        table = reliability(probs, labels)
-        _draw_reliability(axes[0, column], table, f"{name}: ECE {ece:.3f}", color)
-        _draw_bin_counts(axes[1, column], table, len(labels), color)
+    columns = len(names)
+    size = (max(4.2 * columns, 11), 6.5)  # at least as wide as the title
+    fig, axes = plt.subplots(2, columns, figsize=size, sharex=True, gridspec_kw=grid, squeeze=False)
+    labels = scored["labels"]
+    for column, (method, label) in enumerate(names.items()):
+        table = metrics.reliability(scored[f"{method}_probs"], labels, N_BINS)
+        title = f"{label}: ECE {scored[method]['ece']:.3f}"
+        _draw_reliability(axes[0, column], table, title, COLORS[method])
+        _draw_bin_counts(axes[1, column], table, len(labels), COLORS[method])
+        if column:
+            axes[0, column].set_ylabel("")
+            axes[1, column].set_ylabel("")
+    sampled = [kind for kind, key in (("BBB", "bbb"), ("MC dropout", "dropout")) if key in names]
+    averaged = f" ({' and '.join(sampled)}: {n_samples} samples averaged)" if sampled else ""
     fig.suptitle(
         f"{data}: reliability diagrams on the {len(labels)} test images,"
-        f" {N_BINS} equal-width confidence bins"
+        f" {N_BINS} equal-width confidence bins{averaged}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -553,15 +609,41 @@ def _draw_calibration(
     return path
 
 
-def _draw_reliability(ax: Any, table: dict[str, Any], title: str, color: str) -> None:
-    width, left, used = 1 / N_BINS, table["edges"][:-1], table["count"] > 0
-    accuracy = np.where(used, table["accuracy"], 0.0)
+def _draw_ood(plt: Any, path: str, ood: dict[str, Any], settings: dict[str, Any]) -> str:
+    columns = len(METHODS)
+    fig, axes = plt.subplots(1, columns, figsize=(4.2 * columns, 3.8), sharey=True)
+    top = max(max(ood[n]["entropy_in"].max(), ood[n]["entropy_out"].max()) for n in METHODS)
+    bins = np.linspace(0, max(top, np.log(OOD_CLASSES), 1e-3), 30)
+    for ax, name in zip(axes, METHODS, strict=True):
+        row = ood[name]
+        ax.hist(row["entropy_in"], bins=bins, color="tab:gray", alpha=0.45, label="digits 0-4")
+        style = {"histtype": "step", "linewidth": 1.8, "color": COLORS[name]}
+        ax.hist(row["entropy_out"], bins=bins, label="digits 5-9 (OOD)", **style)
+        ax.axvline(np.log(OOD_CLASSES), color="black", linestyle=":", label="log 5 (uniform)")
+        ax.set_yscale("log")
+        ax.set_title(f"{_name(name, settings)}: entropy AUROC {row['entropy_auroc']:.3f}")
+        ax.set_xlabel("predictive entropy (nats)")
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0].set_ylabel("test images (log)")
+    fig.suptitle(
+        f"Trained on digits 0-4 only: predictive entropy on {ood['n_in']} test images of 0-4"
+        f" and {ood['n_out']} of 5-9 (never seen); the AUROC tells them apart"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _draw_reliability(ax: Any, table: metrics.Reliability, title: str, color: str) -> None:
+    width, left, used = 1 / N_BINS, table.edges[:-1], table.count > 0
+    accuracy = np.where(used, table.accuracy, 0.0)
     style = {"width": width, "align": "edge", "color": color, "alpha": 0.75, "edgecolor": "black"}
     ax.bar(left, accuracy, label="accuracy in the bin", **style)
-    confidence = table["confidence"][used]
+    confidence = table.confidence[used]
     ax.plot(confidence, confidence, "kx", label="mean confidence in the bin")
     ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
-    for x, n in zip(left[used], table["count"][used], strict=True):  # counts at the foot
+    for x, n in zip(left[used], table.count[used], strict=True):  # counts at the foot
         ax.text(x + width / 2, 0.015, f"n={n}", ha="center", va="bottom", fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.38)  # headroom above the bars for the legend
@@ -571,9 +653,9 @@ def _draw_reliability(ax: Any, table: dict[str, Any], title: str, color: str) ->
     ax.legend(loc="upper left", fontsize=8)
 
 
-def _draw_bin_counts(ax: Any, table: dict[str, Any], n_examples: int, color: str) -> None:
+def _draw_bin_counts(ax: Any, table: metrics.Reliability, n_examples: int, color: str) -> None:
     style = {"width": 1 / N_BINS, "align": "edge", "color": color, "alpha": 0.75}
-    ax.bar(table["edges"][:-1], table["count"], edgecolor="black", **style)
+    ax.bar(table.edges[:-1], table.count, edgecolor="black", **style)
     ax.set_yscale("log")
     ax.set_ylim(0.5, n_examples * 2)
     ax.set_xlabel("confidence (probability of the predicted class)")
@@ -593,6 +675,12 @@ def main(argv: list[str] | None = None) -> None:
         default="uniform",
         help="complexity weights of the digits minibatches",
     )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=TEMPERATURE,
+        help="posterior temperature of the recommended BBB (1: the paper's objective)",
+    )
     args = parser.parse_args(argv)
     run(
         args.out,
@@ -600,4 +688,5 @@ def main(argv: list[str] | None = None) -> None:
         cancer_epochs=args.cancer_epochs,
         seed=args.seed,
         kl_scheme=args.kl_scheme,
+        temperature=args.temperature,
     )

@@ -18,10 +18,10 @@ side by side once; after that epoch both sampled networks were right on 81 % of 
 training batches). The errors are therefore several points above the paper's (about 1.4 % for this
 network with the scale-mixture prior).
 
-For both models the report gives the test error, the test negative log-likelihood (mean
-per example; BBB uses its predictive probabilities averaged over 100 weight samples) and
-the expected calibration error (``classification.expected_calibration_error``, 10 equal-
-width bins), and for BBB the pruning curve: the test error of the network with the mean
+For both models the report gives the scores of ``microbbb.metrics``: the test error, the
+test negative log-likelihood (mean per example; BBB uses its predictive probabilities
+averaged over 100 weight samples), the expected calibration error (10 equal-width bins)
+and the Brier score, and for BBB the pruning curve: the test error of the network with the mean
 weights w = mu after removing the 0-98 % of the weights of lowest signal-to-noise ratio
 |mu| / sigma (section 5.1 of the paper; biases kept).
 
@@ -51,10 +51,11 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from .. import metrics
 from ..bbb import BayesianMLP, Categorical, ScaleMixturePrior, fit
 from ..nn import MLP
 from . import classification
-from .classification import N_BINS, N_SAMPLES, scores
+from .classification import N_BINS, N_SAMPLES
 from .common import (
     Report,
     Template,
@@ -72,6 +73,7 @@ EPOCHS = 20
 LR = 1e-3
 BATCH_SIZE = 100
 DTYPE = np.float32
+NAMES = {"bbb": "BBB", "mlp": "plain MLP"}  # the models, as the report and pictures name them
 
 
 def mnist_split(n_train: int | None = None, n_test: int = N_TEST) -> tuple[np.ndarray, ...]:
@@ -129,8 +131,8 @@ def compute(
         },
         "n_train": len(x_train),
         "n_test": len(x_test),
-        "bbb": scores(bbb_probs, y_test),
-        "mlp": scores(plain_probs, y_test),
+        "bbb": metrics.classification_scores(bbb_probs, y_test, N_BINS),
+        "mlp": metrics.classification_scores(plain_probs, y_test, N_BINS),
         "bbb_seconds": bbb_seconds,
         "mlp_seconds": mlp_seconds,
         "complexity": history.complexity[-1],
@@ -172,7 +174,7 @@ def report_text(numbers: dict[str, Any], pictures: list[str], template: Template
         "complexity": numbers["complexity"],
         "train_nll": numbers["train_nll"],
         "mlp_train_nll": numbers["mlp_train_nll"],
-        "scores": classification._scores_text(numbers, template),
+        "scores": classification._scores_text(numbers, NAMES, template),
         "below_sigma": 100 * pruning["below_sigma"],
         "narrow": 100 * pruning["narrow"],
         "n_weights": pruning["n_weights"],
@@ -210,22 +212,27 @@ def run(
 def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
     """The pruning curve, the weight histograms and the reliability diagrams."""
     curve = [(row["fraction"], row["error"]) for row in numbers["pruning"]["rows"]]
+    bbb, plain = NAMES["bbb"], NAMES["mlp"]
     return [
         classification._draw_pruning(
-            plt, os.path.join(out, "mnist_pruning.png"), curve, numbers["mlp"]["error"], "MNIST"
+            plt,
+            os.path.join(out, "mnist_pruning.png"),
+            curve,
+            numbers["mlp"]["error"],
+            bbb,
+            "MNIST",
+            plain,
         ),
         classification._draw_weights(
-            plt, os.path.join(out, "mnist_weights.png"), numbers["weights"], "MNIST"
+            plt, os.path.join(out, "mnist_weights.png"), numbers["weights"], bbb, "MNIST"
         ),
         classification._draw_calibration(
             plt,
             os.path.join(out, "mnist_calibration.png"),
-            numbers["bbb_probs"],
-            numbers["mlp_probs"],
-            numbers["labels"],
-            numbers["bbb"]["ece"],
-            numbers["mlp"]["ece"],
+            numbers,
+            NAMES,
             "MNIST",
+            numbers["settings"]["n_samples"],
         ),
     ]
 

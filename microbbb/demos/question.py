@@ -22,7 +22,10 @@ The demo has three parts:
    reproduction, what microbbb says about it (an exception, an anomaly report, a warning
    or the named parts of the loss), and the fix. One of them, a bias rho with one entry
    for 32 hidden units, is a legal broadcast that no error can catch; the report says so
-   and shows where it can be seen.
+   and shows where it can be seen. Two are no errors at all, the question's learning rate
+   1e-11 and its initial rho ~ N(0, 1): for those the report shows what
+   ``microbbb.bbb.diagnose`` finds in the trained model and fit's history (nothing moved;
+   each sampled network is mostly noise).
 
 The code is in three parts: ``compute`` returns every number as plain data, ``draw_pictures``
 makes the picture from them, and ``report_text`` fills the report's words,
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +54,7 @@ from ..bbb import (
     Gaussian,
     GaussianPrior,
     by_hand,
+    diagnose,
     fit,
 )
 from ..engine import adjoint_flow, detect_anomaly, grad, tape, tensor
@@ -382,6 +387,7 @@ def _learning_rates(seed: int, data: tuple, steps: int) -> dict[str, Any]:
     message = attempts["lr_too_large"]["message"]
     return {
         "attempts": attempts,
+        "diagnosis": diagnose(model, history, x),
         "checks": {"lr_too_small": "warning" if change < 1e-3 else "not caught"},
         "steps": steps,
         "before": before.item(),
@@ -448,6 +454,28 @@ def mistake_numbers(seed: int, data: tuple, models: tuple, steps: int) -> dict[s
         "overflow": _overflow(),
         "learning_rates": _learning_rates(seed, data, steps=min(200, steps)),
         "wrong_signs": _wrong_signs(seed, data, steps=min(600, steps)),
+        "wide_sigmas": _wide_sigmas(seed, data, steps=min(200, steps)),
+    }
+
+
+def _wide_sigmas(seed: int, data: tuple, steps: int) -> dict[str, Any]:
+    """(g) The question's initial rho ~ N(0, 1), trained on (b): what diagnose says."""
+    x, _, targets = data
+    model = make_model(Gaussian(NOISE_SIGMA), seed)
+    rng = np.random.default_rng(seed + 2)
+    for layer in model.layers:  # new rho tensors, drawn as the question drew them
+        for name in ("weight_rho", "bias_rho"):
+            old = getattr(layer, name)
+            rho = tensor(rng.standard_normal(old.shape), requires_grad=True, name=old.name)
+            setattr(layer, name, rho)
+    sigma = np.concatenate([layer.weight_sigma().ravel() for layer in model.layers])
+    history = fit(model, x, targets, epochs=steps, lr=LR, n_samples=N_SAMPLES, progress=False)
+    return {
+        "attempts": {},
+        "steps": steps,
+        "sigma_low": float(np.quantile(sigma, 0.1)),
+        "sigma_high": float(np.quantile(sigma, 0.9)),
+        "diagnosis": diagnose(model, history, x),
     }
 
 
@@ -508,6 +536,8 @@ def figures(numbers: dict[str, Any], picture: str) -> dict[str, Any]:
         "right_loss": signs["right"],
         "gradient_cosine": signs["cosine"],
         "wrong_training": signs["rows"],
+        "diagnosis_small_lr": [f.check for f in lrs["diagnosis"].findings],
+        "diagnosis_wide_sigmas": [f.check for f in mistakes["wide_sigmas"]["diagnosis"].findings],
     }
 
 
@@ -632,6 +662,7 @@ def report_text(numbers: dict[str, Any], picture: str, template: Template) -> st
             _overflow_text(mistakes["overflow"], template),
             _learning_rates_text(mistakes["learning_rates"], template),
             _wrong_signs_text(mistakes["wrong_signs"], template),
+            _wide_sigmas_text(mistakes["wide_sigmas"], template),
             _summary_text(mistakes, template),
         ]
     )
@@ -707,7 +738,25 @@ def _learning_rates_text(mistake: dict[str, Any], template: Template) -> str:
     warning = {"change": mistake["change"], "steps": mistake["steps"]}
     warned = mistake["checks"]["lr_too_small"] == "warning"
     values["nothing_learns"] = template.fill("nothing_learns", warning) if warned else ""
+    values["diagnosis"] = _diagnosis_text(mistake["diagnosis"])
     return template.fill("learning_rates", _said(mistake, template) | values)
+
+
+def _diagnosis_text(diagnosis: Any) -> str:
+    """A ``Diagnosis`` as indented lines of at most WIDTH columns, each finding wrapped."""
+    indent = " " * 13
+    lines = []
+    for line in str(diagnosis).splitlines():
+        start = len(line) - len(line.lstrip(" -"))
+        wrapped = textwrap.wrap(line, WIDTH - len(indent), subsequent_indent=" " * (start + 2))
+        lines += [indent + part for part in wrapped]
+    return "\n".join(lines)
+
+
+def _wide_sigmas_text(mistake: dict[str, Any], template: Template) -> str:
+    values = {name: mistake[name] for name in ("steps", "sigma_low", "sigma_high")}
+    values |= {"lr": LR, "diagnosis": _diagnosis_text(mistake["diagnosis"])}
+    return template.fill("wide_sigmas", values)
 
 
 def _wrong_signs_text(mistake: dict[str, Any], template: Template) -> str:
