@@ -19,6 +19,7 @@ PAGES = [
     "explorer.md",
     "gradient_variance.md",
     "uncertainty.md",
+    "making_bbb_work.md",
 ]
 
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
