@@ -20,10 +20,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from ops import measure  # noqa: E402  (interleaved timing, shared with ops.py)
 
 import microbbb as mb  # noqa: E402
 
@@ -75,19 +75,6 @@ def candidates(fn, arrays: list, tangents: list) -> dict:
         "torch.func.jvp (tangent)": torch_tangent,
         "torch functional.jvp (double VJP)": torch_double_vjp,
     }
-
-
-def measure(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():  # warm up
-        for _ in range(10):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():  # interleaved: each round times every candidate
-            start = time.perf_counter_ns()
-            fn()
-            times[name].append(time.perf_counter_ns() - start)
-    return {name: np.median(t) / 1000 for name, t in times.items()}  # microseconds
 
 
 def check(fn, arrays: list, tangents: list) -> None:
