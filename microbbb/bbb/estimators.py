@@ -60,14 +60,12 @@ def noise_shapes(
     estimator: str, in_features: int, out_features: int, n_rows: int | None
 ) -> dict[str, tuple]:
     """The shape of each noise array of a layer, by name, for a batch of ``n_rows``."""
-    shapes = {
-        "weight_eps": (in_features, out_features),
-        "bias_eps": (out_features,),
-        "output_eps": (n_rows, out_features),
-        "sign_in": (n_rows, in_features),
-        "sign_out": (n_rows, out_features),
-    }
-    return {name: shapes[name] for name in NOISE[estimator]}
+    shapes = {"weight_eps": (in_features, out_features), "bias_eps": (out_features,)}
+    if estimator == "local":
+        shapes["output_eps"] = (n_rows, out_features)
+    elif estimator == "flipout":
+        shapes["sign_in"], shapes["sign_out"] = (n_rows, in_features), (n_rows, out_features)
+    return shapes
 
 
 def fill(rng: np.random.Generator, name: str, out: np.ndarray) -> None:

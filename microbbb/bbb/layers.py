@@ -137,7 +137,8 @@ class BayesianLinear(Module):
         ``sigmas``: sigma = softplus(rho) computed once and shared by several samples
         (``BayesianMLP.loss`` does this), so that each sigma has one recorded origin.
         """
-        self._set_noise(mode, eps, n_rows)
+        names = self.noise_names()
+        self._set_noise(mode, eps, n_rows, names)
         weight_sigma, bias_sigma = sigmas if sigmas is not None else self.sigmas()
         self._sigmas = (weight_sigma, bias_sigma)
         self._noise = None
@@ -148,7 +149,7 @@ class BayesianLinear(Module):
                 # the graph holds the layer's own noise arrays (a LossProgram redraws them)
                 self._noise = {
                     name: _named(Noise.wrap(getattr(self, name)), f"{self.name}.{name}")
-                    for name in self.noise_names()
+                    for name in names
                 }
                 weight = F.reparameterize(self.weight_mu, weight_sigma, self._noise["weight_eps"])
                 bias = F.reparameterize(self.bias_mu, bias_sigma, self._noise["bias_eps"])
@@ -165,10 +166,10 @@ class BayesianLinear(Module):
 
     def noise(self) -> tuple[np.ndarray, ...]:
         """The last noise drawn: one array per name of ``noise_names()``."""
-        return tuple(getattr(self, name) for name in self.noise_names())
+        return tuple([getattr(self, name) for name in self.noise_names()])
 
-    def _set_noise(self, mode: str, eps: Any, n_rows: int | None) -> None:
-        names, dtype = self.noise_names(), self.weight_mu.dtype
+    def _set_noise(self, mode: str, eps: Any, n_rows: int | None, names: tuple) -> None:
+        dtype = self.weight_mu.dtype
         shapes = estimators.noise_shapes(
             self.estimator, self.in_features, self.out_features, n_rows
         )
@@ -189,8 +190,9 @@ class BayesianLinear(Module):
                 setattr(self, name, array)
         elif mode == "sample":
             for name, shape in shapes.items():
-                setattr(self, name, np.empty(shape, dtype=dtype))
-                estimators.fill(self.rng, name, getattr(self, name))
+                array = np.empty(shape, dtype=dtype)
+                estimators.fill(self.rng, name, array)
+                setattr(self, name, array)
         elif mode == "fixed":
             if self.weight_eps is None or any(
                 getattr(self, name) is None or getattr(self, name).shape != shape
@@ -212,13 +214,16 @@ class BayesianLinear(Module):
     ) -> Tensor:
         """Sample the weights (see ``sample``), then the output by the layer's estimator:
         ``x @ weight + bias`` for "reparam" (and for w = mu, ``mode="mean"``)."""
-        shape = x.shape if isinstance(x, Tensor) else np.shape(x)
-        if self.estimator != "reparam" and len(shape) != 2:
-            raise ValueError(
-                f"{self.name}: the estimator {self.estimator!r} draws noise per row, so x must"
-                f" have shape (N, {self.in_features}); got {shape}"
-            )
-        self.sample(mode, eps, sigmas, n_rows=shape[0] if len(shape) == 2 else None)
+        n_rows = None  # the batch size, for the per-row noise of "local" and "flipout"
+        if self.estimator != "reparam":
+            shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+            if len(shape) != 2:
+                raise ValueError(
+                    f"{self.name}: the estimator {self.estimator!r} draws noise per row, so x"
+                    f" must have shape (N, {self.in_features}); got {shape}"
+                )
+            n_rows = shape[0]
+        self.sample(mode, eps, sigmas, n_rows=n_rows)
         with scope(self.name):
             if self._noise is None or self.estimator == "reparam":
                 return x @ self.weight + self.bias
