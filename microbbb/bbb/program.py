@@ -56,8 +56,14 @@ class LossProgram:
         # loss holds its own copies of x and y (loss.inputs); feed() writes into them
         self.loss = model.loss(x, y, n_samples, complexity_weight, kl)
         self.program = TapeProgram(self.loss)
-        self._eps_arrays = [a for sample in self.loss.eps for pair in sample for a in pair]
         self._noise_names = [layer.noise_names() for layer in model.layers]
+        self._draws = [  # (name, array) of every noise array the graph holds, in drawing order
+            (name, array)
+            for sample in self.loss.eps
+            for names, arrays in zip(self._noise_names, sample, strict=True)
+            for name, array in zip(names, arrays, strict=True)
+        ]
+        self._eps_arrays = [array for _, array in self._draws]
         self._recorded_with = self._network()
         self._first = True
 
@@ -119,11 +125,10 @@ class LossProgram:
         if eps is not None:
             self._copy_in(eps)
         elif not self._first:
+            rng = self.model.rng
             with writing(*self._eps_arrays):  # loss.eps[s][layer]: the graph's noise arrays
-                for sample in self.loss.eps:
-                    for names, arrays in zip(self._noise_names, sample, strict=True):
-                        for name, array in zip(names, arrays, strict=True):
-                            estimators.fill(self.model.rng, name, array)
+                for name, array in self._draws:
+                    estimators.fill(rng, name, array)
         self._first = False
         self.program.run()
         return self.loss

@@ -59,7 +59,6 @@ class TapeProgram:
         self.output = output
         self.records = tape(output)  # forward order; output.record is the last one
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
-        self._stamped = saved.WRITES.last
         writer = _Writer(self.records, self.leaves)
         self.source, namespace = writer.program(output)
         self.shapes = [t.data.shape for t in self.leaves]
@@ -82,10 +81,6 @@ class TapeProgram:
         except RuntimeWarning:  # numpy's floating-point warning: run again, quietly
             nonfinite.quietly(self._run)  # (.grad is written only at the end of a run)
             nonfinite.warn("(a recorded op)", "run")
-        if self._stamped != saved.WRITES.last:  # the records hold this run's values now
-            self._stamped = saved.WRITES.last  # (see saved.py)
-            for r in self.records:
-                r.written = self._stamped
 
     def __repr__(self) -> str:
         vjps = self.source.count("_bar = ")
@@ -101,6 +96,7 @@ class _Writer:
         self.leaf_index: dict[Tensor, int] = {}
         self.names: dict[str, Any] = {"np": np, "pull_back": pull_back, "accumulate": accumulate}
         self.names["__name__"] = "microbbb.engine.program.run"  # whose warnings the engine owns
+        self.names["WRITES"] = saved.WRITES
 
     def value(self, t: Tensor) -> str:
         """The local name of a tensor's value: v<k> for record k's output, l<j> for a leaf."""
@@ -119,7 +115,8 @@ class _Writer:
     def program(self, output: Tensor) -> tuple[str, dict[str, Any]]:
         """The source of ``run()`` and its namespace."""
         forward = self.forward(output)
-        leaves = ["    # the leaves' current values"]
+        leaves = ["    written = WRITES.last  # (records hold this run's values: saved.py)"]
+        leaves.append("    # the leaves' current values")
         for j, t in enumerate(self.leaves):
             self.names[f"L{j}"] = t
             leaves.append(f"    l{j} = L{j}.data" + (f"  # {t.name}" if t.name else ""))
@@ -152,7 +149,8 @@ class _Writer:
             else:
                 lines.append(f"    v{k} = {call}({args})")
             self.names[f"R{k}"] = r
-            lines.append(f"    R{k}.values = [{args}]")  # what an eager backward would read
+            # what an eager backward would read, and the newest engine write it has seen
+            lines.append(f"    R{k}.values, R{k}.written = [{args}], written")
             holders = [f"R{k}.out"]
             for m, t in enumerate(shown[k]):
                 self.names[f"T{k}_{m}"] = t
