@@ -154,6 +154,31 @@ def test_classification_demo_errors_pruning_calibration_ood_and_pictures(tmp_pat
     assert "MC dropout" in report and "ensemble of 5" in report and "entropy AUROC" in report
 
 
+def test_train_plain_gives_the_plain_network_mc_dropout_and_a_deep_ensemble():
+    import numpy as np
+
+    from microbbb import functional as F
+    from microbbb.demos import classification
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 4)).astype(np.float32), rng.integers(0, 3, size=60)
+    budget = {"epochs": 2, "batch_size": 20, "lr": 1e-2, "seed": 7}
+    data = (x, y, x[:10])
+    runs = classification.train_plain([4, 8, 3], F.categorical_nll, data, budget, 6, np.float32)
+    assert list(runs) == ["mlp", "dropout", "ensemble"]
+    assert runs["mlp"]["probs"].shape == (1, 10, 3)
+    assert runs["dropout"]["probs"].shape == (6, 10, 3)  # one row of probabilities per mask
+    assert runs["ensemble"]["probs"].shape == (classification.ENSEMBLE, 10, 3)
+    for run in runs.values():
+        np.testing.assert_allclose(run["probs"].sum(axis=-1), 1, rtol=1e-6)  # float32 logits
+        assert run["seconds"] > 0 and 0 < run["train_nll"] < 5
+    members, masks = runs["ensemble"]["probs"], runs["dropout"]["probs"]
+    # the first member has the plain network's seed, so it is that network; the others differ
+    np.testing.assert_allclose(members[0], runs["mlp"]["probs"][0], rtol=1e-6)
+    assert all(np.abs(members[k] - members[0]).max() > 1e-3 for k in range(1, len(members)))
+    assert all(np.abs(masks[k] - masks[0]).max() > 1e-3 for k in range(1, len(masks)))
+
+
 def test_the_weight_histograms_legends_cover_no_bar():
     import numpy as np
 

@@ -164,7 +164,7 @@ def compute(
     stage(f"digits: BBB (T = {temperature:g} and T = 1) and the plain networks", progress)
     digits_task = {"sizes": DIGITS_SIZES, "likelihood": Categorical, "nll": F.categorical_nll}
     runs = _train_all(digits_task, (x_train, y_train, x_test), settings, epochs, progress)
-    digits = _scored(runs, y_test)
+    digits = scored(runs, y_test)
     model = runs["bbb"]["model"]
     digits |= _bbb_costs(runs["bbb"]["history"]) | {"n_train": len(x_train)}
     stage("digits: pruning by signal-to-noise ratio", progress)
@@ -198,15 +198,42 @@ def _train_all(
         runs[name] = {"probs": probs, "model": model, "history": history}
         runs[name]["seconds"] = time.monotonic() - begin
     labels = y_train.reshape(-1, 1).astype(np.float64) if sizes[-1] == 1 else y_train
+    return runs | train_plain(sizes, task["nll"], (x_train, labels, x_test), budget)
+
+
+def train_plain(
+    sizes: list[int],
+    nll: Any,
+    data: tuple,
+    budget: dict[str, Any],
+    n_samples: int = N_SAMPLES,
+    dtype: Any = np.float64,
+) -> dict[str, dict[str, Any]]:
+    """The plain network, MC dropout (p = DROPOUT, ``n_samples`` masks) and the deep ensemble
+    of ENSEMBLE plain networks (seeds budget["seed"] + 1000 k), every network an MLP of
+    ``sizes`` trained by ``train_deterministic`` on (x_train, y_train) = ``data[:2]`` with
+    ``budget`` (epochs, batch_size, lr, seed) and the summed-NLL function ``nll``.
+
+    For each method, "probs": the class probabilities of every sample (dropout mask or
+    ensemble member) on x_test = ``data[2]``, shape (S, N, C) or (S, N); "seconds": its
+    training time, test predictions included; "train_nll": the last epoch's mean training
+    NLL of its first network. The mnist demo uses it too."""
+    x_train, y_train, x_test = data
+    seed = budget["seed"]
     plain = {"mlp": [(seed, 0.0)], "dropout": [(seed, DROPOUT)]}
     plain["ensemble"] = [(seed + 1000 * k, 0.0) for k in range(ENSEMBLE)]
+    runs = {}
     for name, members in plain.items():
-        begin, probs = time.monotonic(), []
+        begin, probs, nlls = time.monotonic(), [], []
         for member_seed, dropout in members:
-            net = MLP(sizes, seed=member_seed, dropout=dropout)
-            train_deterministic(net, x_train, labels, task["nll"], **budget | {"seed": member_seed})
-            probs.append(_samples(net.forward, x_test, N_SAMPLES if dropout else 1))
+            net = MLP(sizes, seed=member_seed, dtype=dtype, dropout=dropout)
+            history = train_deterministic(
+                net, x_train, y_train, nll, **budget | {"seed": member_seed}
+            )
+            probs.append(_samples(net.forward, x_test, n_samples if dropout else 1))
+            nlls.append(history[-1])
         runs[name] = {"probs": np.concatenate(probs), "seconds": time.monotonic() - begin}
+        runs[name]["train_nll"] = nlls[0]
     return runs
 
 
@@ -216,9 +243,10 @@ def _samples(forward: Any, x: np.ndarray, n: int = N_SAMPLES) -> np.ndarray:
         return metrics.probabilities(np.stack([forward(x).data for _ in range(n)]))
 
 
-def _scored(runs: dict[str, dict[str, Any]], labels: np.ndarray) -> dict[str, Any]:
+def scored(runs: dict[str, dict[str, Any]], labels: np.ndarray) -> dict[str, Any]:
     """Each method's scores (metrics.classification_scores of its averaged probabilities),
-    its averaged probabilities and its training time."""
+    its averaged probabilities and its training time, from ``runs`` ({method: {"probs": (S,
+    N, C) or (S, N), "seconds": ...}}). The mnist demo uses it too."""
     result: dict[str, Any] = {"labels": labels, "n_test": len(labels)}
     for name, run in runs.items():
         probs = run["probs"].mean(axis=0)
@@ -305,7 +333,7 @@ def _cancer(settings: dict[str, Any]) -> dict[str, Any]:
     task = {"sizes": CANCER_SIZES, "likelihood": Bernoulli, "nll": F.bernoulli_nll}
     data = (x_train, y_train, x_test)
     runs = _train_all(task, data, settings, settings["cancer_epochs"], progress=False)
-    return _scored(runs, y_test) | {"n_train": len(x_train)}
+    return scored(runs, y_test) | {"n_train": len(x_train)}
 
 
 NAMES = {
@@ -583,7 +611,7 @@ def _draw_calibration(
 ) -> str:
     """One reliability diagram (and its bin counts) for each method of ``names``
     ({method: name}), from ``scored[f"{method}_probs"]``, ``scored[method]["ece"]`` and
-    ``scored["labels"]``; the mnist demo draws its two models with it."""
+    ``scored["labels"]``; the mnist demo draws its four models with it."""
     grid = {"height_ratios": [3, 1.2]}
     columns = len(names)
     size = (max(4.2 * columns, 11), 6.5)  # at least as wide as the title
@@ -597,8 +625,13 @@ def _draw_calibration(
         if column:
             axes[0, column].set_ylabel("")
             axes[1, column].set_ylabel("")
-    sampled = [kind for kind, key in (("BBB", "bbb"), ("MC dropout", "dropout")) if key in names]
-    averaged = f" ({' and '.join(sampled)}: {n_samples} samples averaged)" if sampled else ""
+    averages = {
+        "bbb": f"{n_samples} weight samples for BBB",
+        "dropout": f"{n_samples} masks for MC dropout",
+        "ensemble": f"{ENSEMBLE} networks for the ensemble",
+    }
+    parts = ", ".join(text for method, text in averages.items() if method in names)
+    averaged = f"\npredictions averaged over {parts}" if parts else ""  # a line of its own
     fig.suptitle(
         f"{data}: reliability diagrams on the {len(labels)} test images,"
         f" {N_BINS} equal-width confidence bins{averaged}"
