@@ -128,18 +128,20 @@ def test_both_actions_are_scored_with_their_one_hot_columns():
 
 def test_mnist_demo_quick(tmp_path):
     # 1 epoch on 500 images, 10 weight samples, 300 test images (the demo: 20 epochs on
-    # 4000, 100 samples, 1000 test images). Measured (seed 0, 1000 test images): BBB and the
-    # plain MLP both err on about 40 % after this one epoch; removing 98 % of the weights by
-    # SNR gives about 83 %.
+    # 4000, 100 samples, 1000 test images). Measured (seed 0, 1000 test images): after this
+    # one epoch BBB errs on 39 %, the plain MLP on 32 %, MC dropout on 36 %, the ensemble on
+    # 28 %; removing 98 % of the weights by SNR gives 81 %.
     lines = []
     quick = {"epochs": 1, "n_train": 500, "n_samples": 10, "n_test": 300}
     figures = mnist.run(str(tmp_path), **quick, echo=lines.append, progress=False)
-    assert figures["bbb_error"] < 0.6 and figures["mlp_error"] < 0.6, figures  # chance: 0.9
+    models = ("bbb", "mlp", "dropout", "ensemble")
+    for model in models:  # chance: 0.9
+        assert figures[f"{model}_error"] < 0.6, figures
     curve = figures["pruning"]
     assert [f for f, _ in curve] == [0.0, 0.5, 0.75, 0.9, 0.95, 0.98]
     assert curve[0][1] == figures["bbb_error_mean_weights"]
     assert curve[-1][1] > curve[0][1] + 0.1, curve  # pruning really removes weights
-    for model in ("bbb", "mlp"):
+    for model in models:
         assert 0 < figures[f"{model}_ece"] < 1 and 0 < figures[f"{model}_nll"] < 2.3
     for name in ("mnist_pruning.png", "mnist_weights.png", "mnist_calibration.png"):
         width, height = png_size(tmp_path / name)
@@ -147,6 +149,7 @@ def test_mnist_demo_quick(tmp_path):
     report = (tmp_path / "report.txt").read_text()
     assert report == "\n".join(lines) + "\n"
     assert "[784, 400, 400, 10]" in report and "98 %" in report and "ECE" in report
+    assert "MC dropout" in report and "ensemble of 5" in report
 
 
 def test_bandit_demo_quick(tmp_path):
