@@ -12,6 +12,7 @@ never in CI (CI=true: a skipped test fails the run).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -358,3 +359,28 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         explore(f, collapse=["nowhere"])
     with pytest.raises(ValueError, match="must end in .html"):
         explore(f).save(tmp_path / "f.png")
+
+
+def page_data(page: str) -> dict:
+    """The numbers a page shows: the JSON that its script reads."""
+    text = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    return json.loads(text.group(1).replace("<\\/", "</"))
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
+def test_the_bbb_split_is_shown_only_for_the_estimator_it_describes(tmp_path, estimator):
+    # The paper's split (through the sampled w, direct) describes the plain estimator only:
+    # with "local" the data term never goes through a sampled w, and with "flipout" part of
+    # it goes round w through the per-row signs, so a "through w" column would mislead.
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)), (rng.random(10) < 0.5).astype(int)
+    model = BayesianMLP([3, 4, 1], likelihood=Bernoulli(), seed=0, estimator=estimator)
+    loss = model.loss(x, y)
+    loss.backward()
+    shown = page_data(explore(loss, tmp_path / "loss.html").html)["bbb"]
+    if estimator == "reparam":
+        assert {p["name"] for p in shown} == {f"layer{i}.{n}" for i in (1, 2) for n in (
+            "weight_mu", "weight_rho", "bias_mu", "bias_rho")}  # fmt: skip
+    else:
+        assert shown == []

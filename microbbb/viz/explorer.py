@@ -398,8 +398,9 @@ def _backward(graph: Graph, names: dict, ids: dict) -> list[dict]:
 
 def _bbb(output: Tensor, graph: Graph, ids: dict) -> list[dict]:
     """For each BayesianLinear parameter in the graph (found by its name, ``layerN.weight_mu``
-    ...): its two paths and the paper's split of its gradient, from ``bbb_split``."""
-    if not graph.edges:
+    ...): its two paths and the paper's split of its gradient, from ``bbb_split``. None for
+    the estimators "local" and "flipout": the split describes the plain one (bbb_split)."""
+    if not graph.edges or getattr(output, "estimator", "reparam") != "reparam":
         return []
     leaves: dict[str, dict[str, Tensor]] = {}
     for key, node in graph.tensors.items():
