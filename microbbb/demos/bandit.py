@@ -88,7 +88,7 @@ from ..bbb import BayesianMLP, Gaussian, GaussianPrior
 from ..engine import no_grad
 from ..nn import MLP
 from ..optim import Adam
-from .common import Report, Template, matplotlib_pyplot, stage
+from .common import Report, Template, matplotlib_pyplot, save_figure, stage
 from .datasets import mushroom
 
 EAT, PASS = 0, 1
@@ -391,11 +391,7 @@ def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> list[str]:
         ax.set_xlabel("step (one mushroom each)")
         ax.grid(alpha=0.3)
     fig.suptitle("Mushroom bandit: Thompson sampling (BBB) vs greedy plain networks")
-    fig.tight_layout()
-    path = os.path.join(out, "bandit_regret.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [path]
+    return [save_figure(plt, fig, os.path.join(out, "bandit_regret.png"))]
 
 
 def main(argv: list[str] | None = None) -> None:

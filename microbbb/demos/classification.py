@@ -91,7 +91,14 @@ from .. import metrics
 from ..bbb import BayesianMLP, Bernoulli, Categorical, ScaleMixturePrior, fit, prune, snr
 from ..engine import no_grad
 from ..nn import MLP
-from .common import Report, Template, matplotlib_pyplot, stage, train_deterministic
+from .common import (
+    Report,
+    Template,
+    matplotlib_pyplot,
+    save_figure,
+    stage,
+    train_deterministic,
+)
 
 DIGITS_SIZES = [64, 100, 10]
 CANCER_SIZES = [30, 32, 1]
@@ -528,19 +535,13 @@ def _draw_pruning(
     ax.set_title(f"{data}: pruning the {name} network by signal-to-noise ratio")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path, dpi=110)
 
 
 def _draw_weights(
     plt: Any, path: str, weights: dict[str, Any], name: str = "BBB", data: str = "Digits"
 ) -> str:
-    fig = _weights_figure(plt, weights, name, data)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, _weights_figure(plt, weights, name, data), path)
 
 
 def _weights_figure(
@@ -636,10 +637,7 @@ def _draw_calibration(
         f"{data}: reliability diagrams on the {len(labels)} test images,"
         f" {N_BINS} equal-width confidence bins{averaged}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def _draw_ood(plt: Any, path: str, ood: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -662,10 +660,7 @@ def _draw_ood(plt: Any, path: str, ood: dict[str, Any], settings: dict[str, Any]
         f"Trained on digits 0-4 only: predictive entropy on {ood['n_in']} test images of 0-4"
         f" and {ood['n_out']} of 5-9 (never seen); the AUROC tells them apart"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def _draw_reliability(ax: Any, table: metrics.Reliability, title: str, color: str) -> None:

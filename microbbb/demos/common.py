@@ -38,6 +38,14 @@ def matplotlib_pyplot() -> Any:
     return plt
 
 
+def save_figure(plt: Any, fig: Any, path: str, dpi: int = 100) -> str:
+    """Lay ``fig`` out, write it to ``path`` and close it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def stage(text: str, enabled: bool = True) -> None:
     """Say on stderr what a demo computes now (the report comes when everything is done)."""
     if enabled:

@@ -60,7 +60,7 @@ from ..bbb import (
 from ..engine import adjoint_flow, detect_anomaly, grad, tape, tensor
 from ..optim import SGD, Adam
 from ..viz import bbb_split
-from .common import Report, Template, matplotlib_pyplot, stage
+from .common import Report, Template, matplotlib_pyplot, save_figure, stage
 
 SIZES = [3, 32, 1]
 N_OBS = 100
@@ -563,11 +563,7 @@ def draw_pictures(plt: Any, numbers: dict[str, Any], out: str) -> str:
         "The question's setting by Bayes by Backprop: 100 observations, network 3-32-1,"
         f" {training['steps']} steps"
     )
-    fig.tight_layout()
-    picture = os.path.join(out, "question_training.png")
-    fig.savefig(picture, dpi=100)
-    plt.close(fig)
-    return picture
+    return save_figure(plt, fig, os.path.join(out, "question_training.png"))
 
 
 def _draw_traces(axes: Any, training: dict[str, Any]) -> None:

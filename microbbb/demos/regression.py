@@ -41,6 +41,7 @@ from .common import (
     Template,
     matplotlib_pyplot,
     predict_deterministic,
+    save_figure,
     stage,
     train_deterministic,
 )
@@ -184,10 +185,7 @@ def _draw_predictions(plt: Any, numbers: dict[str, Any], path: str) -> str:
         ax.legend(loc="upper left", fontsize=8)
     ratio = numbers["figures"]["std_ratio"]
     fig.suptitle(f"Toy regression: predictive std outside / inside the data = {ratio:.1f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path, dpi=110)
 
 
 def _draw_loss(plt: Any, history: dict[str, Any], path: str) -> str:
@@ -202,10 +200,7 @@ def _draw_loss(plt: Any, history: dict[str, Any], path: str) -> str:
     # beside the axes: the loss crosses the whole height (it turns negative once the learned
     # noise sigma is small, a density above 1), so any place inside would cover it
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def report_text(numbers: dict[str, Any], pictures: list[str], template: Template) -> str:
