@@ -96,12 +96,13 @@ def test_program_source_is_the_trace_as_code():
 
 
 def test_program_pulls_broadcast_and_reduced_inputs_back_like_eager_mode():
-    """Where pull_back can sum or cast, the program calls it, as the sweep does."""
+    """Where pull_back would sum a broadcast share, the program sums over the axes found
+    when it was written (here the rows of x @ w, for the bias b), as the sweep does."""
     w = mb.tensor(np.ones((3, 2)), requires_grad=True)
     b = mb.tensor(np.zeros(2), requires_grad=True)
     x = mb.tensor(np.arange(12.0).reshape(4, 3))
     program = mb.TapeProgram((x @ w + b).sum())
-    assert "pull_back(R1, 1, v1_bar, v1, (v0, l2))[0]  # g" in program.source  # b: summed
+    assert "l2_bar = unbroadcast_1_1(add_1_vjp1(v1_bar, v1, v0, l2))  # g" in program.source
     program.run()
     got = w.grad.copy(), b.grad.copy()
     w.grad = b.grad = None
@@ -109,11 +110,28 @@ def test_program_pulls_broadcast_and_reduced_inputs_back_like_eager_mode():
     assert np.array_equal(got[0], w.grad) and np.array_equal(got[1], b.grad)
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 1), (3, 1), (4,), (), (2, 1, 4)])
+def test_program_sums_every_kind_of_broadcast_like_eager_mode(shape):
+    """Leading axes, axes of length 1 and a 0-d input, summed back bit for bit as eager."""
+    rng = np.random.default_rng(4)
+    a = mb.tensor(rng.standard_normal(shape), requires_grad=True)
+    x = mb.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    loss = (mb.exp(a * x) * x).sum()
+    program = mb.TapeProgram(loss)
+    program.run()
+    got = a.grad.copy(), x.grad.copy()
+    a.grad = x.grad = None
+    loss.backward()
+    assert got[0].shape == shape and np.array_equal(got[0], a.grad)
+    assert np.array_equal(got[1], x.grad)
+
+
 def test_program_casts_back_like_eager_mode_when_dtypes_mix():
     rng = np.random.default_rng(3)
     a = mb.tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float32)
     b = mb.tensor(rng.standard_normal(4), requires_grad=True)  # float64
     program = mb.TapeProgram((a * b).sum())
+    assert "l0_bar = pull_back(R0, 0, v0_bar, v0, (l0, l1))[0]" in program.source  # a cast
     program.run()
     got = a.grad.copy(), b.grad.copy()
     a.grad = b.grad = None

@@ -221,18 +221,28 @@ def broadcast_to(x: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def sum_to(x: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape.
-    Summed: the leading axes ``shape`` lacks, and the axes where ``shape`` has a 1."""
-    lead = x.ndim - len(shape)
+    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` up to x.shape."""
+    return sum_over(x, broadcast_axes(shape, x.shape), shape)
+
+
+def broadcast_axes(shape: tuple, wide: tuple) -> tuple:
+    """The axes of ``wide`` that broadcasting ``shape`` up to it added or widened: the
+    leading axes ``shape`` lacks, and the axes where ``shape`` has a 1."""
+    lead = len(wide) - len(shape)
     axes = list(range(lead))
     for i, n in enumerate(shape):
-        if lead < 0 or (n != 1 and n != x.shape[lead + i]):  # cheaper than broadcast_shapes
-            raise ShapeError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
-        if n != x.shape[lead + i]:
+        if lead < 0 or (n != 1 and n != wide[lead + i]):  # cheaper than broadcast_shapes
+            raise ShapeError(f"sum_to: shape {shape} does not broadcast to {wide}")
+        if n != wide[lead + i]:
             axes.append(lead + i)
+    return tuple(axes)
+
+
+def sum_over(x: np.ndarray, axes: tuple, shape: tuple) -> np.ndarray:
+    """Sum ``x`` over ``axes`` (from ``broadcast_axes``) and give it ``shape``."""
     if not axes:
         return x.reshape(shape)
-    return np.add.reduce(x, tuple(axes), keepdims=True).reshape(shape)
+    return np.add.reduce(x, axes, keepdims=True).reshape(shape)
 
 
 def scatter_add(x: np.ndarray, index: Any, shape: tuple) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import nonfinite, saved
+from . import kernels, nonfinite, saved
 from .gradients import accumulate
 from .kernels import ShapeError
 from .primitives import NUMPY
@@ -179,16 +179,27 @@ class _Writer:
         return lines, assigned
 
     def share(self, k: int, i: int) -> str:
-        """The expression for input i's share of record k's adjoint: ``pull_back``, as in
-        eager mode. Where the input has the output's shape and every dtype agrees,
-        pull_back returns the VJP's result unchanged (nothing to sum, nothing to cast), so
-        the program calls the VJP directly."""
+        """The expression for input i's share of record k's adjoint: what ``pull_back``
+        does in eager mode (the VJP, summed back over broadcast axes, cast to the input's
+        dtype), with its decisions taken once, here. The VJP is tried once on the recorded
+        values: its result's shape and dtype depend on the shapes and dtypes alone, which
+        every run keeps. Same shape and dtype as the input: the VJP is called directly; a
+        broadcast shape: summed over the axes found now; a dtype to cast: ``pull_back``."""
         r = self.records[k]
         args = ", ".join(self.value(t) for t in r.inputs)
-        t = r.inputs[i]
-        dtypes = {u.data.dtype for u in r.inputs} | {r.out.dtype}
-        if t.data.shape == r.out.shape and dtypes == {t.data.dtype}:
-            vjp = self.bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
-            return f"{vjp}(v{k}_bar, v{k}, {args})"
+        x = r.inputs[i].data
+        vjp = self.bind(f"{r.op.name}_{k}_vjp{i}", r.op.vjps[i], r.params, NUMPY)
+        try:
+            with np.errstate(all="ignore"):  # (only the shape and dtype are looked at)
+                tried = self.names[vjp](np.ones_like(r.out), r.out, *r.values)
+            axes = kernels.broadcast_axes(x.shape, tried.shape)
+        except Exception:  # (a VJP that refuses ones, or a bad shape: as eager mode, each
+            tried = None  # run's pull_back then decides, and raises where eager mode does)
+        if tried is not None and tried.dtype == x.dtype:
+            if tried.shape == x.shape:
+                return f"{vjp}(v{k}_bar, v{k}, {args})"
+            sum_back = functools.partial(kernels.sum_over, axes=axes, shape=x.shape)
+            self.names[f"unbroadcast_{k}_{i}"] = sum_back
+            return f"unbroadcast_{k}_{i}({vjp}(v{k}_bar, v{k}, {args}))"
         args = f"({args},)" if len(r.inputs) == 1 else f"({args})"
         return f"pull_back(R{k}, {i}, v{k}_bar, v{k}, {args})[0]"
