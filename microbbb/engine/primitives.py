@@ -95,10 +95,10 @@ einsum = Primitive("einsum", kernels.einsum,  # subscripts explicit: "ij,jk->ik"
     EachInputOfAll(lambda i, xp, g, out, *xs, subscripts: einsum_vjp(i, xp, g, xs, subscripts)),
     rules=("einsum(g, the other inputs -> the letters of input i)",))
 normal_log_prob = Primitive("normal_log_prob", kernels.normal_log_prob,
-    [lambda xp, g, out, x, mu, sigma: -g * (x - mu) / sigma**2,
+    [lambda xp, g, out, x, mu, sigma: g * (mu - x) / sigma**2,
      lambda xp, g, out, x, mu, sigma: g * (x - mu) / sigma**2,
      lambda xp, g, out, x, mu, sigma: g * (((x - mu) / sigma) ** 2 - 1) / sigma],
-    rules=("-g * (x-mu)/sigma**2", "g * (x-mu)/sigma**2",
+    rules=("g * (mu-x)/sigma**2", "g * (x-mu)/sigma**2",
            "g * (((x-mu)/sigma)**2 - 1)/sigma"))
 scale_mixture_log_prob = Primitive("scale_mixture_log_prob", kernels.scale_mixture_log_prob,
     [lambda xp, g, out, w, pi, sigma1, sigma2: mixture_vjp(xp, g, out, w, pi, sigma1, sigma2)],
