@@ -155,6 +155,18 @@ def test_bad_inputs_give_clear_errors(x, message):
         model.loss(x, np.zeros(len(x)))
 
 
+def test_huge_but_finite_inputs_and_labels_are_accepted():
+    """Data whose sum overflows is still finite data: only NaN and inf are refused."""
+    model = BayesianMLP([3, 1], likelihood=Gaussian(), seed=0)
+    x, y = np.full((12, 3), 1e308), np.full(12, 1e308)
+    with np.errstate(all="ignore"):  # (the loss of such data is inf: not the point here)
+        loss = model.loss(x, y)
+    assert loss.inputs.x.max() == 1e308
+    x[3, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"NaN or inf \(first in row 3\)"):
+        model.loss(x, y)
+
+
 def test_labels_of_shape_n_and_n_by_1_give_the_same_loss():
     # the (N,) vs (N, 1) mix-up must neither broadcast to (N, N) nor change the value
     model = BayesianMLP([3, 1], likelihood=Bernoulli(), seed=0)

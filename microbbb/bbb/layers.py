@@ -109,9 +109,11 @@ class BayesianLinear(Module):
     # --- sampling -------------------------------------------------------------------------
     def sigmas(self) -> tuple[Tensor, Tensor]:
         """sigma = softplus(rho) for the weights and the biases (recorded tensors)."""
-        for kind in ("weight", "bias"):
-            mu, rho = getattr(self, f"{kind}_mu"), getattr(self, f"{kind}_rho")
-            if rho.shape != mu.shape:
+        for kind, mu, rho in (
+            ("weight", self.weight_mu, self.weight_rho),
+            ("bias", self.bias_mu, self.bias_rho),
+        ):
+            if rho.data.shape != mu.data.shape:
                 raise ValueError(
                     f"{self.name}: {kind}_rho has shape {rho.shape} but {kind}_mu has shape"
                     f" {mu.shape}: every weight needs its own rho. A smaller rho would be"

@@ -81,6 +81,7 @@ class Gaussian:
     def __init__(self, sigma: float = 1.0, learn_sigma: bool = False, dtype: Any = np.float64):
         self.learn_sigma = learn_sigma
         self._sigma = checks.positive(sigma, "Gaussian: sigma", "the noise standard deviation")
+        self._constants: dict[np.dtype, Tensor] = {}  # sigma as a tensor, by dtype
         # softplus(rho) = sigma  <=>  rho = log(exp(sigma) - 1) = sigma + log(-expm1(-sigma))
         rho = self._sigma + math.log(-math.expm1(-self._sigma))
         self.noise_rho = tensor(rho, requires_grad=True, name="noise_rho", dtype=dtype)
@@ -116,7 +117,14 @@ class Gaussian:
     def log_likelihood(self, output: Tensor, y: Any) -> Tensor:
         """``sum_n log N(y_n; output_n, sigma^2)`` (``y``: prepared labels or targets)."""
         y = y if isinstance(y, Tensor) else self.as_targets(np.asarray(y), output.dtype)
-        return F.normal_log_prob(y, output, self.sigma).sum()
+        sigma = self.sigma if self.learn_sigma else self._constant_sigma(output.dtype)
+        return F.normal_log_prob(y, output, sigma).sum()
+
+    def _constant_sigma(self, dtype: np.dtype) -> Tensor:
+        """The fixed sigma as a constant tensor of ``dtype``, made once, not on every step."""
+        if self._constants.get(dtype) is None:
+            self._constants[dtype] = from_numpy(np.array(self._sigma, dtype=dtype))
+        return self._constants[dtype]
 
     def predictive(self, outputs: np.ndarray) -> RegressionPrediction:
         """From outputs of shape (S, N, D): mean, std and its two parts (D = 1 squeezed)."""

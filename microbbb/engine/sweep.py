@@ -38,7 +38,7 @@ def pull_back(
     summed = share.shape != x.shape
     if summed:
         share = xp.sum_to(share, shape=x.shape)
-    if share.dtype != x.dtype:
+    if share.dtype is not x.dtype and share.dtype != x.dtype:  # (is: the common case, fast)
         share = xp.astype(share, dtype=x.dtype)
     return share, summed
 
