@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from . import nonfinite, saved
+from . import nonfinite
 from .kernels import ShapeError, check_dtype, shape_error
 from .modes import CLOCK, THREAD, Cut
+from .saved import WRITES
 from .tensor import Tensor
 
 
@@ -36,7 +37,7 @@ class Record:
     ):
         self.op, self.inputs = op, inputs  # (pairs: no tuple is built, unlike four at once)
         self.params, self.out = params, out
-        self.values, self.written = values, saved.WRITES.last
+        self.values, self.written = values, WRITES.last
         self.index, self.scope = next(CLOCK), scope
         out.setflags(False)  # read-only (positional: twice as fast as write=False)
         for t in inputs:  # (the inputs other records made are read-only already)
