@@ -114,6 +114,20 @@ def test_a_likelihood_must_be_chosen():
         BayesianMLP([3, 1])
 
 
+@pytest.mark.parametrize(
+    "sizes, error, message",
+    [
+        ([3], ValueError, r">= 2 positive integers"),
+        ([3, True], TypeError, r"sizes\[1\] must be an integer >= 1 .*True \(a bool\)"),
+        ([3, 2.5, 1], TypeError, r"sizes\[1\] must be an integer >= 1 .*2\.5"),
+        ([3, 0, 1], ValueError, r"sizes\[1\] must be an integer >= 1 .*got 0"),
+    ],
+)
+def test_layer_sizes_must_be_positive_integers(sizes, error, message):
+    with pytest.raises(error, match=message):
+        BayesianMLP(sizes, likelihood=Gaussian())
+
+
 def test_categorical_over_one_output_is_refused():
     with pytest.raises(ValueError, match="softmax over one output is constantly 1.*Bernoulli"):
         BayesianMLP([3, 32, 1], likelihood=Categorical())

@@ -383,8 +383,10 @@ class BayesianMLP(Module):
         estimator: str = "reparam",
     ):
         estimators.check(estimator)
-        if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+        if len(sizes) < 2:
             raise ValueError(f"sizes must be >= 2 positive integers [n_in, ..., n_out]: {sizes}")
+        for i, n in enumerate(sizes):  # (a bool or a float is refused, not read as a width)
+            checks.count(n, f"sizes[{i}]", "the width of a layer")
         if likelihood is None:
             raise ValueError(
                 "BayesianMLP needs a likelihood: Gaussian(sigma=...) for regression,"
