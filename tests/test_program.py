@@ -126,6 +126,21 @@ def test_program_sums_every_kind_of_broadcast_like_eager_mode(shape):
     assert np.array_equal(got[1], x.grad)
 
 
+def test_a_leaf_given_another_shape_after_recording_is_refused():
+    """The program's shapes and summing decisions are the recorded ones: a leaf whose
+    array was replaced by one of another shape (t.data = ...) would get a gradient of the
+    wrong shape, so recording such a tape is refused."""
+    w = mb.tensor(np.ones(3), requires_grad=True, name="w")
+    b = mb.tensor(np.ones(3), requires_grad=True)
+    loss = (w * b).sum()
+    w.data = np.ones((2, 3))
+    with pytest.raises(mb.ShapeError, match=r"leaf w has shape \(2, 3\) now.*\(3,\)"):
+        mb.TapeProgram(loss)
+    w.data = np.full(3, 2.0)  # same shape, new values: fine, the program uses them
+    mb.TapeProgram(loss).run()
+    assert np.array_equal(b.grad, [2.0, 2.0, 2.0])
+
+
 def test_program_casts_back_like_eager_mode_when_dtypes_mix():
     rng = np.random.default_rng(3)
     a = mb.tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float32)

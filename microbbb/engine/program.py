@@ -58,6 +58,7 @@ class TapeProgram:
             raise ValueError(f"TapeProgram needs a recorded scalar (a loss); got {why}.")
         self.output = output
         self.records = tape(output)  # forward order; output.record is the last one
+        _check_leaf_shapes(self.records)
         self.leaves: list[Tensor] = []  # read afresh on every run: parameters, eps, data
         writer = _Writer(self.records, self.leaves)
         self.source, namespace = writer.program(output)
@@ -85,6 +86,20 @@ class TapeProgram:
     def __repr__(self) -> str:
         vjps = self.source.count("_bar = ")
         return f"<TapeProgram: {len(self.records)} records, {vjps} VJPs, {len(self.leaves)} leaves>"
+
+
+def _check_leaf_shapes(records: list[Record]) -> None:
+    """Refuse a tape whose leaves were given arrays of another shape since it was recorded
+    (``t.data = new``): the program's shapes, and its decisions on summing broadcast
+    gradients (``_Writer.share``), are the recorded ones."""
+    for r in records:
+        for t, value in zip(r.inputs, r.values, strict=True):
+            if t.record is None and t.data.shape != value.shape:
+                raise ShapeError(
+                    f"TapeProgram: leaf {t.name or 'tensor'} has shape {t.data.shape} now, but"
+                    f" op '{r.op.name}' was recorded with shape {value.shape}. Compute the"
+                    " loss again and record that."
+                )
 
 
 class _Writer:
