@@ -134,7 +134,12 @@ def test_a_leaf_given_another_shape_after_recording_is_refused():
     b = mb.tensor(np.ones(3), requires_grad=True)
     loss = (w * b).sum()
     w.data = np.ones((2, 3))
-    with pytest.raises(mb.ShapeError, match=r"leaf w has shape \(2, 3\) now.*\(3,\)"):
+    with pytest.raises(
+        mb.ShapeError, match=r"leaf w has shape \(2, 3\) and dtype float64 now.*\(3,\)"
+    ):
+        mb.TapeProgram(loss)
+    w.data = np.ones(3, dtype=np.float32)
+    with pytest.raises(mb.ShapeError, match=r"dtype float32 now.*\(3,\) and float64"):
         mb.TapeProgram(loss)
     w.data = np.full(3, 2.0)  # same shape, new values: fine, the program uses them
     mb.TapeProgram(loss).run()

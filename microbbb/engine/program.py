@@ -89,16 +89,17 @@ class TapeProgram:
 
 
 def _check_leaf_shapes(records: list[Record]) -> None:
-    """Refuse a tape whose leaves were given arrays of another shape since it was recorded
-    (``t.data = new``): the program's shapes, and its decisions on summing broadcast
-    gradients (``_Writer.share``), are the recorded ones."""
+    """Refuse a tape whose leaves were given arrays of another shape or dtype since it was
+    recorded (``t.data = new``): the program's shapes, and its decisions on summing and
+    casting gradients (``_Writer.share``), are the recorded ones."""
     for r in records:
         for t, value in zip(r.inputs, r.values, strict=True):
-            if t.record is None and t.data.shape != value.shape:
+            now, then = (t.data.shape, t.data.dtype), (value.shape, value.dtype)
+            if t.record is None and now != then:
                 raise ShapeError(
-                    f"TapeProgram: leaf {t.name or 'tensor'} has shape {t.data.shape} now, but"
-                    f" op '{r.op.name}' was recorded with shape {value.shape}. Compute the"
-                    " loss again and record that."
+                    f"TapeProgram: leaf {t.name or 'tensor'} has shape {now[0]} and dtype"
+                    f" {now[1]} now, but op '{r.op.name}' was recorded with {then[0]} and"
+                    f" {then[1]}. Compute the loss again and record that."
                 )
 
 
