@@ -150,27 +150,27 @@ def test_save_and_load_keep_the_estimator(tmp_path):
         np.testing.assert_array_equal(back(x).data, m(x).data)  # same rng state, same noise
 
 
+def same_step(eager, recorded, program, x, y):
+    """One eager step of ``eager`` and one call of ``recorded``'s program: equal, bit for bit."""
+    eager.zero_grad()
+    recorded.zero_grad()
+    loss = eager.loss(x, y, n_samples=2)
+    loss.backward()
+    assert program().item() == loss.item()
+    np.testing.assert_array_equal(gradients(recorded), gradients(eager))
+
+
 def test_a_program_refuses_a_changed_estimator_and_equals_eager_steps():
     x, y = data()
     for estimator in ("local", "flipout"):
         eager, recorded = model(estimator), model(estimator)
         program = recorded.loss_program(x, y, n_samples=2, kl="mc")
         for _ in range(3):
-            eager.zero_grad()
-            recorded.zero_grad()
-            loss = eager.loss(x, y, n_samples=2)
-            loss.backward()
-            assert program().item() == loss.item()
-            np.testing.assert_array_equal(gradients(recorded), gradients(eager))
+            same_step(eager, recorded, program, x, y)
         # the next batch of the same size, fed into the recording (x and noise both new)
         x2, y2 = data(seed=7)
         program.feed(x2, y2)
-        eager.zero_grad()
-        recorded.zero_grad()
-        loss = eager.loss(x2, y2, n_samples=2)
-        loss.backward()
-        assert program().item() == loss.item()
-        np.testing.assert_array_equal(gradients(recorded), gradients(eager))
+        same_step(eager, recorded, program, x2, y2)
         recorded.estimator = "reparam"
         with pytest.raises(ValueError, match=f"recorded with the estimator {estimator!r}"):
             program()
