@@ -215,20 +215,53 @@ def test_same_seed_gives_bit_identical_histories():
     assert a.accuracy[-1] > 0.5
 
 
-def test_ctrl_c_ends_training_cleanly_keeping_model_and_history():
+def _interrupt_at_epoch_three(epoch, history):
+    if epoch == 2:
+        signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C
+
+
+@pytest.fixture
+def sigint_handler():
+    """Whatever SIGINT's handler is, put back after the test (the suite may have been
+    started with SIGINT ignored, as ``nohup`` or ``cmd &`` in a script do)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield before
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_ends_training_cleanly_keeping_model_and_history(sigint_handler):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive shell
     x, y = _small()
     model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1)
-
-    def interrupt_at_epoch_three(epoch, history):
-        if epoch == 2:
-            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C
-
     history = fit(
-        model, x, y, epochs=10, batch_size=16, progress=False, callback=interrupt_at_epoch_three
+        model, x, y, epochs=10, batch_size=16, progress=False, callback=_interrupt_at_epoch_three
     )
     assert history.interrupted and history.epochs == 3
     assert all(np.isfinite(p.data).all() for p in model.parameters())
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_fit_puts_back_the_handler_it_found(sigint_handler):
+    def mine(signum, frame):
+        pass
+
+    signal.signal(signal.SIGINT, mine)
+    x, y = _small()
+    model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1)
+    history = fit(model, x, y, epochs=2, batch_size=16, progress=False)
+    assert not history.interrupted
+    assert signal.getsignal(signal.SIGINT) is mine
+
+
+def test_an_ignored_ctrl_c_stays_ignored(sigint_handler):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as nohup starts a process
+    x, y = _small()
+    model = BayesianMLP([4, 8, 3], likelihood=Categorical(), seed=1)
+    history = fit(
+        model, x, y, epochs=5, batch_size=16, progress=False, callback=_interrupt_at_epoch_three
+    )
+    assert not history.interrupted and history.epochs == 5  # the signal was ignored
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 # batch_size None: one batch, so fit runs a LossProgram (recorded anew after resuming)

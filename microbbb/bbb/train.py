@@ -23,8 +23,8 @@ weight schedule:
 
 The history records beta_e of every epoch (``History.complexity_weight``).
 
-fit ends cleanly on Ctrl-C (keeping the model and the history so far), and with a
-checkpoint path saves atomically every N epochs; ``resume=True`` continues
+fit ends cleanly on Ctrl-C (keeping the model and the history so far; a process that
+ignores Ctrl-C, as under ``nohup``, keeps ignoring it), and with a checkpoint path saves atomically every N epochs; ``resume=True`` continues
 bit-identically.
 
 Divergence. fit never trains on through a wrong number. Before each optimiser step it
@@ -458,16 +458,22 @@ class _DeferInterrupt:
 
     def __enter__(self) -> _DeferInterrupt:
         self.requested = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
+        self.installed, self.previous = False, None
+        if threading.current_thread() is not threading.main_thread():
+            return self  # (only the main thread may set handlers)
+        previous = signal.getsignal(signal.SIGINT)
+        # SIG_IGN: Ctrl-C was ignored on purpose (nohup, a background job), so it stays
+        # ignored; None: a handler not set from Python, which could not be put back.
+        if previous is not signal.SIG_IGN and previous is not None:
             self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
+        if self.installed:
             signal.signal(signal.SIGINT, self.previous)
 
 
