@@ -244,9 +244,9 @@ def test_forward_values_appear_and_the_adjoint_table_grows(opened):
 def test_a_rule_is_shown_with_its_numbers(opened):
     f, _, _ = small_expression()
     p = opened(f)
-    p.press("ArrowRight", 5 + 1 + 4)  # backward step 4: v2 = v-1 * v0, x1̄ += g * y
+    p.press("ArrowRight", 5 + 1 + 4)  # backward step 4: v2 = l1 * l2, x1̄ += g * y
     body = p.page.inner_text("#step-body")
-    assert "v-1̄ += v2̄ * v0" in body
+    assert "l1̄ += v2̄ * l2" in body
     assert "= 1 * 5 = 5" in body  # g = 1, y = x2 = 5
 
 

@@ -3,6 +3,7 @@ tables, replay, attribution and per-node checks."""
 
 import math
 import os
+import re
 import shutil
 import struct
 
@@ -204,12 +205,12 @@ def test_jupyter_display_hooks():
 
 # Griewank and Walther's example: primal values and adjoints, computed here from the math
 PRIMAL = {
-    "v-1": 2.0,
-    "v0": 5.0,
-    "log(v-1)": math.log(2),
-    "v-1 * v0": 10.0,
+    "l1": 2.0,
+    "l2": 5.0,
+    "log(l1)": math.log(2),
+    "l1 * l2": 10.0,
     "v1 + v2": math.log(2) + 10,
-    "sin(v0)": math.sin(5),
+    "sin(l2)": math.sin(5),
     "v3 - v4": math.log(2) + 10 - math.sin(5),
 }
 
@@ -217,18 +218,34 @@ PRIMAL = {
 def test_trace_table_lists_the_known_primal_and_adjoint_values():
     f, _, _ = classic()
     table = trace_table(f)
-    rows = {r.expression if r.variable.startswith("v") and r.expression not in ("x1", "x2")
-            else r.variable: float(r.value) for r in table.forward}  # fmt: skip
+    rows = {r.expression if r.variable.startswith("v") else r.variable: float(r.value)
+            for r in table.forward}  # fmt: skip
+    assert [r.expression for r in table.forward[:2]] == ["x1", "x2"]  # leaves: l1, l2
     for expression, value in PRIMAL.items():
         assert rows[expression] == pytest.approx(value, rel=1e-12), expression
     final = {}
     for r in table.reverse:
         final[r.variable.replace(" +=", "")] = float(r.after)
-    assert final["v-1̄"] == pytest.approx(1 / 2 + 5, rel=1e-12)  # df/dx1
-    assert final["v0̄"] == pytest.approx(2 - math.cos(5), rel=1e-12)  # df/dx2
+    assert final["l1̄"] == pytest.approx(1 / 2 + 5, rel=1e-12)  # df/dx1
+    assert final["l2̄"] == pytest.approx(2 - math.cos(5), rel=1e-12)  # df/dx2
     assert final["v4̄"] == -1.0 and final["v3̄"] == 1.0
     text = str(table)
-    assert "forward (primal) trace" in text and "v2̄ * v0" in text and "v4̄ * cos(v0)" in text
+    assert "forward (primal) trace" in text and "v2̄ * l2" in text and "v4̄ * cos(l2)" in text
+
+
+def test_no_trace_name_reads_as_arithmetic():
+    # a BBB loss has many leaves (mu, rho, eps, data): each is l<k>, each record v<k>; the
+    # literature's v-13 reads as "v minus 13" on a slide
+    x, y = np.random.default_rng(0).standard_normal((5, 2)), np.array([0, 1, 2, 0, 1])
+    loss = BayesianMLP([2, 3, 3], likelihood=Categorical(), seed=0).loss(x, y, n_samples=2)
+    loss.backward()
+    table = trace_table(loss)
+    names = [r.variable for r in table.forward]
+    leaves = [n for n in names if n.startswith("l")]
+    assert len(leaves) >= 12 and leaves == [f"l{k}" for k in range(1, len(leaves) + 1)]
+    assert all(re.fullmatch(r"[lv][1-9][0-9]*", n) for n in names), names
+    text = str(table)
+    assert not re.search(r"v-[0-9]", text), "a v-minus name is shown"
 
 
 def test_replay_shows_each_adjoint_before_and_after():
@@ -237,7 +254,7 @@ def test_replay_shows_each_adjoint_before_and_after():
     assert [s.record.op.name for s in steps] == ["sub", "sin", "add", "mul", "log"]
     mul = steps[3]
     target, rule, contribution, before, after = mul.updates[1]  # x2's second contribution
-    assert target == "v0̄" and rule == "v2̄ * v-1"
+    assert target == "l2̄" and rule == "v2̄ * l1"
     assert float(before) == pytest.approx(-math.cos(5)) and float(contribution) == 2.0
     assert float(after) == pytest.approx(2 - math.cos(5))
     assert "0 (first contribution)" in str(replay(f))

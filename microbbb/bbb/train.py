@@ -24,8 +24,8 @@ weight schedule:
 The history records beta_e of every epoch (``History.complexity_weight``).
 
 fit ends cleanly on Ctrl-C (keeping the model and the history so far; a process that
-ignores Ctrl-C, as under ``nohup``, keeps ignoring it), and with a checkpoint path saves atomically every N epochs; ``resume=True`` continues
-bit-identically.
+ignores Ctrl-C, as under ``nohup``, keeps ignoring it), and with a checkpoint path saves
+atomically every N epochs; ``resume=True`` continues bit-identically.
 
 Divergence. fit never trains on through a wrong number. Before each optimiser step it
 checks that the loss and every gradient are finite, and that the loss has not grown more

@@ -150,7 +150,7 @@ def _substituted(
     graph: Graph, names: dict, record: Record, index: int, g: np.ndarray
 ) -> tuple[str, list[str]]:
     """The rule of input ``index`` with numbers in place of its letters (a large array keeps
-    its v-name, with its shape), and what those large arrays hold."""
+    its trace name, with its shape), and what those large arrays hold."""
     rule = record.op.rules[min(index, len(record.op.rules) - 1)]
     out_name = names[("record", id(record))]
     words = {"g": (out_name + "\u0304", g), "out": (out_name, record.out)}
@@ -321,7 +321,7 @@ def _records(graph: Graph, names: dict, ids: dict, boxes: list[Box]) -> tuple[li
 
 
 def _rules(graph: Graph, names: dict, record: Record) -> list[str]:
-    """The op's VJP rules for the inputs that need a gradient, in its letters and in v-names."""
+    """The op's VJP rules for the inputs that need a gradient, in its letters and in trace names."""
     rules = []
     for i, (name, t) in enumerate(
         zip(input_names(record.op, len(record.inputs)), record.inputs, strict=True)

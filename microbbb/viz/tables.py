@@ -1,8 +1,9 @@
 """Evaluation-trace tables and a step-by-step replay of the backward pass.
 
 ``trace_table(output)`` lists the forward (primal) trace and the reverse (adjoint) trace in
-the notation of the automatic-differentiation literature: inputs are ``v-1, v0`` (numbered
-up to 0 in order of first use), each recorded op gives the next ``v1, v2, ...``; the reverse
+the notation of the automatic-differentiation literature: the inputs (leaves) are
+``l1, l2, ...`` in order of first use (the literature writes them v-1, v0, which on a slide
+reads as "v minus 1"), each recorded op gives the next ``v1, v2, ...``; the reverse
 trace lists, newest op first, each contribution ``v̄k += <rule>`` with its value and the
 adjoint after it. Unnamed scalar constants are written inline. Both traces print as text
 and show as HTML in Jupyter.
@@ -94,14 +95,15 @@ class TraceTable:
 
 
 def _names(graph: Graph) -> dict[tuple, str]:
-    """v-names: leaves numbered up to 0 in order of first use, then one per record."""
+    """Trace names: ``l1, l2, ...`` for the leaves in order of first use, then ``v1, v2,
+    ...``, one per record."""
     leaves: list[tuple] = []
     for record in graph.records:
         for t in record.inputs:
             key = graph.key(t)
             if t.record is None and key not in leaves and not _inline(graph, t):
                 leaves.append(key)
-    names = {key: f"v{i - len(leaves) + 1}" for i, key in enumerate(leaves)}
+    names = {key: f"l{i}" for i, key in enumerate(leaves, start=1)}
     for k, record in enumerate(graph.records, start=1):
         names[("record", id(record))] = f"v{k}"
     return names
@@ -129,7 +131,7 @@ def _expression(graph: Graph, names: dict, record: Record) -> str:
 
 
 def _rule(graph: Graph, names: dict, record: Record, i: int, g: str | None = None) -> str:
-    """The VJP formula with the op's variables replaced by their v-names (``g`` by the
+    """The VJP formula with the op's variables replaced by their trace names (``g`` by the
     output's adjoint, or by the word ``g`` given)."""
     rule = record.op.rules[min(i, len(record.op.rules) - 1)]
     out = names[("record", id(record))]
@@ -272,7 +274,7 @@ class TangentRow:
     """One line of the tangent trace: a primal row and its tangent, one value per seed."""
 
     primal: Row
-    tangent: str  # the tangent's formula, e.g. "v-1̇ * v0 + v0̇ * v-1"
+    tangent: str  # the tangent's formula, e.g. "l1̇ * l2 + l2̇ * l1"
     values: list[np.ndarray]  # one per tangent column (seed)
 
 
