@@ -73,7 +73,7 @@ def test_drawings_tables_and_node_checks_show_the_op():
     graph = draw(loss)
     assert "softplus_times_x" in graph.source
     assert "x̄ += g * (softplus(x) + x * sigmoid(x))" in graph.source
-    assert "softplus_times_x(v0)" in str(trace_table(loss))
+    assert "softplus_times_x(l1)" in str(trace_table(loss))
     assert check_graph(loss).ok
 
 
