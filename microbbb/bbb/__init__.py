@@ -6,7 +6,7 @@ gradients derived by hand (``by_hand``); three gradient estimators (``estimators
 variance (``gradient_variance``).
 """
 
-from . import by_hand
+from . import by_hand, named
 from .diagnose import Diagnosis, Finding, diagnose
 from .io import ModelFileError, save_checkpoint
 from .layers import BayesianLinear, BayesianMLP, BBBLoss, LossData, Noise
@@ -60,6 +60,7 @@ __all__ = [
     "fit",
     "gradient_variance",
     "minibatch_weights",
+    "named",
     "prune",
     "pruned_fraction",
     "save_checkpoint",
