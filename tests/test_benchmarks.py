@@ -112,3 +112,14 @@ def test_the_comparison_catches_an_error_ten_times_the_tolerance():
     g.flat[np.argmax(np.abs(g))] *= 1 + 10 * RTOL
     with pytest.raises(AssertionError, match="layer1.weight_rho"):
         assert_agree("hand numpy", loss, grads, ref_loss, ref_grads)
+
+
+def test_fit_benchmark_checks_torch_against_microbbb_and_reports_every_setting():
+    # before timing, the torch loop's loss and gradients on microbbb's eps must equal
+    # microbbb's (float64, rtol 1e-9), or the script exits non-zero (run() asserts rc 0)
+    out = run(str(BENCHMARKS / "fit.py"), "--scale", "0.01", "--repeats", "1")
+    assert "torch.get_num_threads()=1" in out
+    for name, checked in (("regression", 14), ("question", 9), ("digits", 9)):
+        rows = [line for line in out.splitlines() if line.startswith(name)]
+        assert len(rows) == 1, out
+        assert f"checked {checked} numbers" in rows[0] and "fit/torch" in rows[0]
