@@ -42,8 +42,9 @@ tape's parts); it fits when ``|yours - predicted| <= RTOL * scale`` for every el
 - ``log_prior_sign``: + log P(w) where - log P(w) belongs.
 - ``log_prior_missing``: the log prior left out.
 - ``log_likelihood_sign``: + log P(D | w) where - log P(D | w) belongs.
-- ``data_term_missing``: no data term; ``softmax_single_output`` when the likelihood is
-  Bernoulli: a softmax over one output is constantly 1, so its log-likelihood is 0.
+- ``data_term_missing``: no data term -log P(D | w) at all.
+- ``softmax_single_output``: no data term, and the likelihood is Bernoulli: a softmax over
+  one output is constantly 1, so its log-likelihood is 0 (Categorical refuses one output).
 - ``complexity_weight_missing``: the minibatch weight c left out of the complexity cost.
 - ``sample_count``: a factor of the number of samples (summed where a mean belongs).
 - ``parts_scaled``: none of the above, but a least-squares fit says yours is the right
@@ -144,6 +145,10 @@ class GradientFinding:
     message: str  # the numbers, then ``why``
     why: str = ""  # the explanation alone (shared by the parameters with the same mistake)
     also: list[str] = field(default_factory=list)  # other codes that fit as well
+
+    def __post_init__(self) -> None:
+        if self.diagnosis not in DIAGNOSES:  # every code the report uses is documented
+            raise ValueError(f"undocumented diagnosis {self.diagnosis!r}")
 
 
 @dataclass
@@ -530,8 +535,8 @@ def _gradient_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
         h.append(
             (
                 "complexity_weight_missing",
-                f"the complexity parts (log q, log P(w)) are not multiplied by the minibatch"
-                f" weight c = {c:g}",
+                f"the complexity parts ({'log q, log P(w)' if kl == 'mc' else 'the KL'}) are"
+                f" not multiplied by the minibatch weight c = {c:g}",
                 lambda k: right[k] + (1 / c - 1) * complexity(k, parts[k]),
             )
         )
@@ -798,7 +803,7 @@ def _close(a: float, b: float, ctx: dict) -> bool:
 
 
 def _others(fits: list[tuple[str, str]]) -> list[str]:
-    return sorted({code for code, _ in fits[1:]} - {fits[0][0]})
+    return sorted({code for code, _ in fits[1:]} - {fits[0][0]}) if fits else []
 
 
 def _gradient_finding(
@@ -840,6 +845,8 @@ def _least_squares(key: str, yours: np.ndarray, ctx: dict) -> str | None:
     (residual within RTOL) and well determined (more elements than parts, well conditioned)."""
     parts = ctx["parts"][key]
     names = [p for p in PARTS if p in parts and np.abs(parts[p]).max(initial=0.0) > 0]
+    if key.endswith(" mu") and "log_q_through_w" in names:  # for mu it is minus the direct
+        names.remove("log_q_through_w")  # term, so the two cannot be told apart
     a = np.stack([parts[p].ravel() for p in names], axis=1)
     delta = (yours - ctx["tape"]["right"][key]).ravel()
     if len(delta) < 2 * len(names) or np.linalg.cond(a) > 1e6:
@@ -848,13 +855,18 @@ def _least_squares(key: str, yours: np.ndarray, ctx: dict) -> str | None:
     if not _fits(yours.ravel(), (ctx["tape"]["right"][key].ravel() + a @ alpha)):
         return None
     counted = [
-        f"{PART_WORDS[p]} counted {1 + alpha[i]:.4g} times"
+        f"{PART_WORDS[p]} counted {_count(1 + alpha[i])} times"
         for i, p in enumerate(names)
         if abs(alpha[i]) > 1e-6
     ]
-    return (
-        "yours equals the right gradient with " + "; ".join(counted) + " (each should count once)"
-    )
+    said = "yours equals the right gradient with " + "; ".join(counted)
+    if key.endswith(" mu") and "log_q_direct" in names:
+        said += " (for mu, log q through w is minus its direct term: either may be the one)"
+    return said + "; each should count once"
+
+
+def _count(value: float) -> str:
+    return str(round(value)) if abs(value - round(value)) < 1e-6 else f"{value:.4g}"
 
 
 def _compare_parts(key: str, theirs: dict, ctx: dict) -> str:
