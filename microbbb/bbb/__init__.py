@@ -3,7 +3,8 @@ Networks"): Bayesian layers and networks, priors, likelihoods, the loss
 f(w, theta) = log q(w | theta) - log P(w) - log P(D | w), training, prediction, pruning by
 signal-to-noise ratio, what looks wrong with a run (``diagnose``), save/load, and the same
 gradients derived by hand (``by_hand``); three gradient estimators (``estimators``) and their
-variance (``gradient_variance``).
+variance (``gradient_variance``); a learner's own hand-derived gradients marked term by
+term (``check_gradients``).
 """
 
 from . import by_hand, named
@@ -17,6 +18,7 @@ from .likelihoods import (
     Gaussian,
     RegressionPrediction,
 )
+from .marking import GradientFinding, GradientReport, check_gradients
 from .priors import GaussianPrior, ScaleMixturePrior
 from .program import LossProgram
 from .pruning import prune, pruned_fraction, snr
@@ -44,6 +46,8 @@ __all__ = [
     "Diagnosis",
     "Finding",
     "Gaussian",
+    "GradientFinding",
+    "GradientReport",
     "GaussianPrior",
     "GradientVariance",
     "History",
@@ -56,6 +60,7 @@ __all__ = [
     "Setting",
     "TrainingDiverged",
     "by_hand",
+    "check_gradients",
     "diagnose",
     "fit",
     "gradient_variance",
