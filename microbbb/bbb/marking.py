@@ -319,37 +319,7 @@ def _tape(model: Any, x: Any, y: Any, eps: list, c: float, kl: str, split: bool 
     for name, layer, kind in keys:
         right[f"{name} mu"] = getattr(layer, f"{kind}_mu").grad.copy()
         right[f"{name} rho"] = getattr(layer, f"{kind}_rho").grad.copy()
-    parts = {key: {} for key in right}
-    if split:  # one sample: split each term's gradient at the sampled w
-        terms = [(loss.log_likelihood, -1.0, "data", None)]
-        if kl == "mc":
-            terms += [
-                (loss.log_q, c, "log_q_through_w", "log_q_direct"),
-                (loss.log_prior, -c, "log_prior", None),
-            ]
-        else:
-            terms += [(loss.complexity, c, None, "kl")]
-        tensors = [
-            (name, layer, kind, getattr(layer, kind))  # getattr(layer, kind): the sampled w
-            for name, layer, kind in keys
-        ]
-        for term, sign, through, direct in terms:
-            wanted = [t for _, layer, kind, w in tensors for t in (w, *_theta(layer, kind))]
-            grads = [g.data for g in grad(term, wanted)]
-            for i, (name, layer, kind, _) in enumerate(tensors):
-                df_dw, total_mu, total_rho = (sign * g for g in grads[3 * i : 3 * i + 3])
-                rho = getattr(layer, f"{kind}_rho").data
-                pathwise = {"mu": df_dw, "rho": df_dw * eps[0][name] / (1 + np.exp(-rho))}
-                for theta, total in (("mu", total_mu), ("rho", total_rho)):
-                    if through:
-                        parts[f"{name} {theta}"][through] = pathwise[theta]
-                    if direct:
-                        parts[f"{name} {theta}"][direct] = total - pathwise[theta]
-                    elif not _fits(total, pathwise[theta], 1e-9):
-                        raise RuntimeError(
-                            f"check_gradients: {through} of {name} {theta} does"
-                            " not all flow through w; please report this."
-                        )
+    parts = _split(loss, keys, eps[0], c, kl) if split else {key: {} for key in right}
     values = {"f": float(loss.data), "ll": float(loss.log_likelihood.data)}
     if kl == "mc":
         values.update(lq=float(loss.log_q.data), lp=float(loss.log_prior.data))
@@ -359,6 +329,42 @@ def _tape(model: Any, x: Any, y: Any, eps: list, c: float, kl: str, split: bool 
     if noise:
         right["noise_rho"] = np.asarray(noise[0]).copy()
     return {"right": right, "parts": parts, "values": values}
+
+
+def _split(loss: Any, keys: list, eps: dict, c: float, kl: str) -> dict:
+    """One sample's parts: each term's gradient at the sampled w, split into the part that
+    flows through w (df/dw * dw/dtheta) and the direct rest."""
+    parts: dict[str, dict] = {
+        f"{name} {theta}": {} for name, _, _ in keys for theta in ("mu", "rho")
+    }
+    terms = [(loss.log_likelihood, -1.0, "data", None)]
+    if kl == "mc":
+        terms += [
+            (loss.log_q, c, "log_q_through_w", "log_q_direct"),
+            (loss.log_prior, -c, "log_prior", None),
+        ]
+    else:
+        terms += [(loss.complexity, c, None, "kl")]
+    # getattr(layer, kind) is the sampled w; _theta its mu and rho
+    wanted = [t for _, layer, kind in keys for t in (getattr(layer, kind), *_theta(layer, kind))]
+    for term, sign, through, direct in terms:
+        grads = [g.data for g in grad(term, wanted)]
+        for i, (name, layer, kind) in enumerate(keys):
+            df_dw, total_mu, total_rho = (sign * g for g in grads[3 * i : 3 * i + 3])
+            rho = getattr(layer, f"{kind}_rho").data
+            pathwise = {"mu": df_dw, "rho": df_dw * eps[name] / (1 + np.exp(-rho))}
+            for theta, total in (("mu", total_mu), ("rho", total_rho)):
+                key = f"{name} {theta}"
+                if through:
+                    parts[key][through] = pathwise[theta]
+                if direct:
+                    parts[key][direct] = total - pathwise[theta]
+                elif not _fits(total, pathwise[theta], 1e-9):
+                    raise RuntimeError(
+                        f"check_gradients: {through} of {key} does not all flow through w;"
+                        " please report this."
+                    )
+    return parts
 
 
 def _theta(layer: Any, kind: str) -> tuple:
@@ -384,137 +390,124 @@ def _differs(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _gradient_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
     """(code, words, predict(key) -> array) for every mistake that applies."""
-    c, n, samples, kl = ctx["c"], ctx["n_samples"], ctx["samples"], ctx["kl"]
-    right, parts = ctx["tape"]["right"], ctx["parts"]
-
-    def sample_mean(fn: Callable) -> Callable:
-        return lambda key: sum(fn(key, s) for s in samples) / n
-
-    def complexity(key: str, p: dict) -> np.ndarray:
-        return sum(p[k] for k in ("log_q_through_w", "log_q_direct", "log_prior", "kl") if k in p)
-
+    right = ctx["tape"]["right"]
     h = [("sign_flipped", "it is minus the right gradient", lambda k: -right[k])]
-    if kl == "mc":
-
-        def product(which: str) -> Callable:
-            def predict(key: str, s: dict) -> np.ndarray:
-                p, v = s["parts"][key], s["values"]
-                q = p["log_q_through_w"] + p["log_q_direct"]
-                if which == "weighted":  # c * log q - c * log P(w) * log P(D|w)
-                    return q + v["ll"] * p["log_prior"] + c * v["lp"] * p["data"]
-                if which == "unweighted":  # log q - log P(w) * log P(D|w)
-                    return (q + v["ll"] * p["log_prior"]) / c + v["lp"] * p["data"]
-                return -p["log_prior"] - v["ll"] * q + c * v["lq"] * p["data"]  # swapped
-
-            return sample_mean(predict)
-
-        words = (
-            "it is the gradient of log q - log P(w) * log P(D | w): a product where the"
-            " difference f = log q - log P(w) - log P(D | w) belongs"
-        )
-        swapped = (
-            "it is the gradient of log P(w) - log q * log P(D | w): the two densities swapped"
-            " and a product where f = log q - log P(w) - log P(D | w) has a difference"
-        )
-        h += [
-            ("posterior_minus_prior_times_likelihood", words, product("weighted")),
-            ("posterior_minus_prior_times_likelihood", words, product("unweighted")),
-            ("posterior_minus_prior_times_likelihood", swapped, product("swapped")),
-        ]
-    rho_only = ctx["rho_only"]
-
-    def chain(which: str) -> Callable:
-        def predict(key: str, s: dict) -> np.ndarray:
-            p, name = s["parts"][key], key.split()[0]
-            if not key.endswith("rho"):
-                return s["right"][key]
-            mu_parts = s["parts"][f"{name} mu"]
-            df_dw = s["right"][f"{name} mu"] - mu_parts["log_q_direct" if kl == "mc" else "kl"]
-            eps, slope = s["eps"][name], rho_only["slope"][name]
-            direct = p.get("log_q_direct", p.get("kl"))
-            if which == "none":
-                return df_dw + direct
-            if which == "no_slope":
-                return df_dw * eps + direct
-            if which == "no_eps":
-                return df_dw * slope + direct
-            if which == "no_slope_anywhere":
-                return df_dw * eps + direct / slope
-            sigma = rho_only["sigma"][name]
-            if which == "sigma":
-                return df_dw * eps * sigma + direct
-            return (df_dw * eps * sigma) + direct / slope * sigma  # sigma in both terms
-
-        return sample_mean(predict)
-
+    if ctx["kl"] == "mc":
+        h += _product_hypotheses(ctx) + _log_q_prior_hypotheses(ctx)
     h += [
-        (
-            "chain_factor_missing",
-            "the pathwise part is df/dw alone: the chain factor dw/drho = eps / (1 + exp(-rho))"
-            " is left out",
-            chain("none"),
-        ),
-        (
-            "chain_factor_missing",
-            "the pathwise part is df/dw * eps: the factor dsigma/drho = 1 / (1 + exp(-rho)) of"
-            " dw/drho = eps / (1 + exp(-rho)) is left out",
-            chain("no_slope"),
-        ),
-        (
-            "chain_factor_missing",
-            "the pathwise part is df/dw / (1 + exp(-rho)): the eps of the chain factor"
-            " dw/drho = eps / (1 + exp(-rho)) is left out",
-            chain("no_eps"),
-        ),
-        (
-            "chain_factor_missing",
-            "it is the gradient with respect to sigma, not rho: dsigma/drho = 1 / (1 + exp(-rho))"
-            " is left out of both terms",
-            chain("no_slope_anywhere"),
-        ),
-        (
-            "sigma_for_softplus_slope",
-            "the pathwise part uses sigma = log(1 + exp(rho)) where its slope dsigma/drho ="
-            " 1 / (1 + exp(-rho)) belongs (df/dw * eps * sigma)",
-            chain("sigma"),
-        ),
-        (
-            "sigma_for_softplus_slope",
-            "both terms use sigma = log(1 + exp(rho)) where its slope dsigma/drho ="
-            " 1 / (1 + exp(-rho)) belongs",
-            chain("sigma_both"),
-        ),
+        (code, words, _sample_mean(ctx, _chain(ctx, which)))
+        for code, which, words in CHAIN_MISTAKES
+    ]
+    return h + _data_hypotheses(ctx) + _count_hypotheses(ctx)
+
+
+def _sample_mean(ctx: dict, fn: Callable) -> Callable:
+    """key -> the mean over the samples of fn(key, sample)."""
+    return lambda key: sum(fn(key, s) for s in ctx["samples"]) / ctx["n_samples"]
+
+
+def _minus(ctx: dict, *names: str, times: float = 1.0) -> Callable:
+    """key -> the right gradient minus ``times`` the named parts."""
+    right, parts = ctx["tape"]["right"], ctx["parts"]
+    return lambda key: right[key] - times * sum(parts[key].get(p, 0.0) for p in names)
+
+
+def _product_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
+    """The seed's f = log q - log P(w) * log P(D | w): a product's gradient, sample by sample."""
+    c = ctx["c"]
+
+    def product(which: str) -> Callable:
+        def predict(key: str, s: dict) -> np.ndarray:
+            p, v = s["parts"][key], s["values"]
+            q = p["log_q_through_w"] + p["log_q_direct"]
+            if which == "weighted":  # c * log q - c * log P(w) * log P(D|w)
+                return q + v["ll"] * p["log_prior"] + c * v["lp"] * p["data"]
+            if which == "unweighted":  # log q - log P(w) * log P(D|w)
+                return (q + v["ll"] * p["log_prior"]) / c + v["lp"] * p["data"]
+            return -p["log_prior"] - v["ll"] * q + c * v["lq"] * p["data"]  # swapped
+
+        return _sample_mean(ctx, predict)
+
+    words = (
+        "it is the gradient of log q - log P(w) * log P(D | w): a product where the"
+        " difference f = log q - log P(w) - log P(D | w) belongs"
+    )
+    swapped = (
+        "it is the gradient of log P(w) - log q * log P(D | w): the two densities swapped"
+        " and a product where f = log q - log P(w) - log P(D | w) has a difference"
+    )
+    code = "posterior_minus_prior_times_likelihood"
+    return [
+        (code, words, product("weighted")),
+        (code, words, product("unweighted")),
+        (code, swapped, product("swapped")),
     ]
 
-    def minus(*names: str, times: float = 1.0) -> Callable:
-        return lambda key: right[key] - times * sum(parts[key].get(p, 0.0) for p in names)
 
-    if kl == "mc":
-        h += [
-            (
-                "log_q_direct_missing",
-                "it lacks the direct term of log q (df/dmu, df/drho: log q depends on mu and"
-                " sigma not only through w)",
-                minus("log_q_direct"),
-            ),
-            (
-                "log_q_through_w_missing",
-                "it lacks log q's derivative through w (d log q / dw times dw/dtheta); for mu"
-                " it would cancel the direct term, for rho it does not",
-                minus("log_q_through_w"),
-            ),
-            (
-                "log_q_missing",
-                "log q is left out altogether",
-                minus("log_q_through_w", "log_q_direct"),
-            ),
-            (
-                "log_prior_sign",
-                "the log prior enters with the wrong sign (+ log P(w) where f has - log P(w))",
-                minus("log_prior", times=2.0),
-            ),
-            ("log_prior_missing", "the log prior's part is missing", minus("log_prior")),
-        ]
+CHAIN_MISTAKES = (  # (code, which, words): the ways dw/drho = eps * sigmoid(rho) goes wrong
+    ("chain_factor_missing", "none", "the pathwise part is df/dw alone: the chain factor"
+     " dw/drho = eps / (1 + exp(-rho)) is left out"),
+    ("chain_factor_missing", "no_slope", "the pathwise part is df/dw * eps: the factor"
+     " dsigma/drho = 1 / (1 + exp(-rho)) of dw/drho = eps / (1 + exp(-rho)) is left out"),
+    ("chain_factor_missing", "no_eps", "the pathwise part is df/dw / (1 + exp(-rho)): the eps"
+     " of the chain factor dw/drho = eps / (1 + exp(-rho)) is left out"),
+    ("chain_factor_missing", "no_slope_anywhere", "it is the gradient with respect to sigma,"
+     " not rho: dsigma/drho = 1 / (1 + exp(-rho)) is left out of both terms"),
+    ("sigma_for_softplus_slope", "sigma", "the pathwise part uses sigma = log(1 + exp(rho))"
+     " where its slope dsigma/drho = 1 / (1 + exp(-rho)) belongs (df/dw * eps * sigma)"),
+    ("sigma_for_softplus_slope", "sigma_both", "both terms use sigma = log(1 + exp(rho)) where"
+     " its slope dsigma/drho = 1 / (1 + exp(-rho)) belongs"),
+)  # fmt: skip
+
+
+def _chain(ctx: dict, which: str) -> Callable:
+    """predict(key, sample) for one of CHAIN_MISTAKES: mu right, rho's pathwise part wrong."""
+    kl, sigma, slope = ctx["kl"], ctx["rho_only"]["sigma"], ctx["rho_only"]["slope"]
+
+    def predict(key: str, s: dict) -> np.ndarray:
+        name = key.split()[0]
+        if not key.endswith("rho"):
+            return s["right"][key]
+        mu_parts = s["parts"][f"{name} mu"]
+        df_dw = s["right"][f"{name} mu"] - mu_parts["log_q_direct" if kl == "mc" else "kl"]
+        eps, p = s["eps"][name], s["parts"][key]
+        direct = p.get("log_q_direct", p.get("kl"))
+        pathwise = {
+            "none": df_dw,
+            "no_slope": df_dw * eps,
+            "no_eps": df_dw * slope[name],
+            "no_slope_anywhere": df_dw * eps,
+            "sigma": df_dw * eps * sigma[name],
+            "sigma_both": df_dw * eps * sigma[name],
+        }[which]
+        if which == "no_slope_anywhere":
+            direct = direct / slope[name]
+        elif which == "sigma_both":
+            direct = direct / slope[name] * sigma[name]
+        return pathwise + direct
+
+    return predict
+
+
+def _log_q_prior_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
+    """log q's direct or through-w term, or all of log q, or the log prior, wrong or missing."""
+    return [
+        ("log_q_direct_missing", "it lacks the direct term of log q (df/dmu, df/drho: log q"
+         " depends on mu and sigma not only through w)", _minus(ctx, "log_q_direct")),
+        ("log_q_through_w_missing", "it lacks log q's derivative through w (d log q / dw times"
+         " dw/dtheta); for mu it would cancel the direct term, for rho it does not",
+         _minus(ctx, "log_q_through_w")),
+        ("log_q_missing", "log q is left out altogether",
+         _minus(ctx, "log_q_through_w", "log_q_direct")),
+        ("log_prior_sign", "the log prior enters with the wrong sign (+ log P(w) where f has"
+         " - log P(w))", _minus(ctx, "log_prior", times=2.0)),
+        ("log_prior_missing", "the log prior's part is missing", _minus(ctx, "log_prior")),
+    ]  # fmt: skip
+
+
+def _data_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
+    """The data term missing or with the wrong sign; the minibatch weight c left out."""
+    c, right, parts = ctx["c"], ctx["tape"]["right"], ctx["parts"]
     data_code = "softmax_single_output" if ctx["likelihood"] == "Bernoulli" else "data_term_missing"
     data_words = "the data term -log P(D | w) contributes nothing"
     if data_code == "softmax_single_output":
@@ -523,23 +516,28 @@ def _gradient_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
             " so it has no gradient; one output with 0/1 labels needs a sigmoid (Bernoulli,"
             " log-likelihood y * l - log(1 + exp(l)))"
         )
-    h += [
-        (data_code, data_words, minus("data")),
-        (
-            "log_likelihood_sign",
-            "the data term enters with the wrong sign (+ log P(D | w) where f has - log P(D | w))",
-            minus("data", times=2.0),
-        ),
-    ]
+    h = [
+        (data_code, data_words, _minus(ctx, "data")),
+        ("log_likelihood_sign", "the data term enters with the wrong sign (+ log P(D | w) where"
+         " f has - log P(D | w))", _minus(ctx, "data", times=2.0)),
+    ]  # fmt: skip
     if c != 1:
+        complexity = ("log_q_through_w", "log_q_direct", "log_prior", "kl")
         h.append(
             (
                 "complexity_weight_missing",
-                f"the complexity parts ({'log q, log P(w)' if kl == 'mc' else 'the KL'}) are"
-                f" not multiplied by the minibatch weight c = {c:g}",
-                lambda k: right[k] + (1 / c - 1) * complexity(k, parts[k]),
+                f"the complexity parts ({'log q, log P(w)' if ctx['kl'] == 'mc' else 'the KL'})"
+                f" are not multiplied by the minibatch weight c = {c:g}",
+                lambda k: right[k] + (1 / c - 1) * sum(parts[k].get(p, 0.0) for p in complexity),
             )
         )
+    return h
+
+
+def _count_hypotheses(ctx: dict) -> list[tuple[str, str, Callable]]:
+    """A factor of the number of samples; eps scaled (drawn from N(0, 0.1))."""
+    n, right = ctx["n_samples"], ctx["tape"]["right"]
+    h = []
     if n > 1:
         h += [
             ("sample_count", f"it is {n} times the right one: a sum over the {n} samples where"
@@ -604,11 +602,25 @@ def _value_hypotheses(ctx: dict) -> list[tuple[str, str, float]]:
             ("sample_count", f"{n} times the right loss: summed over the samples", n * f),
             ("sample_count", f"1/{n} of the right loss", f / n),
         ]
+    h += _log_2pi_values(ctx)
+    for label in ("0.1", "sqrt(0.1)"):
+        words = f"it is the loss for eps times {label}: eps drawn from N(0, 0.1), not N(0, 1)"
+        h.append(("eps_scaled", words, ctx["scaled"][label]["values"]["f"]))
+    return h
+
+
+def _log_2pi_values(ctx: dict) -> list[tuple[str, str, float]]:
+    """The loss off by k * 0.5 log(2 pi): -log(2 pi) written in some of the Gaussian
+    log-densities (log q, log P(w), a Gaussian log P(D | w)), one constant per element."""
+    c, f = ctx["c"], ctx["tape"]["values"]["f"]
     counts = (
-        {"log q": -c * ctx["n_weights"], "log P(w)": c * ctx["n_weights"]} if kl == "mc" else {}
+        {"log q": -c * ctx["n_weights"], "log P(w)": c * ctx["n_weights"]}
+        if ctx["kl"] == "mc"
+        else {}
     )
     if ctx["likelihood"] == "Gaussian":
         counts["log P(D | w)"] = ctx["n_likelihood"]
+    h = []
     for r in range(1, len(counts) + 1):
         for combo in itertools.combinations(counts, r):
             k = sum(counts[name] for name in combo)
@@ -619,9 +631,6 @@ def _value_hypotheses(ctx: dict) -> list[tuple[str, str, float]]:
                     " where -0.5 log(2 pi) belongs (harmless to the gradients, wrong values)"
                 )
                 h.append(("log_2pi", words, f + k * HALF_LOG_2PI))
-    for label in ("0.1", "sqrt(0.1)"):
-        words = f"it is the loss for eps times {label}: eps drawn from N(0, 0.1), not N(0, 1)"
-        h.append(("eps_scaled", words, ctx["scaled"][label]["values"]["f"]))
     return h
 
 
@@ -648,6 +657,46 @@ def check_gradients(
     """
     if not callable(mine):
         raise TypeError(f"mine must be a function mine(x, y, mu, rho, eps); got {_what(mine)}.")
+    c = float(complexity_weight)
+    x, mu, rho, keys = _inputs(model, x)
+    rng = np.random.default_rng(seed)
+    eps, other_eps = (_draw(rng, keys["mu"], n_samples) for _ in range(2))
+    tape = _tape(model, x, y, eps, c, kl)  # checks n_samples, kl, y, too
+    try:
+        loss, dmu, drho, their_parts = _call(mine, x, y, mu, rho, eps, keys)
+    except NotDone as why:
+        finding = GradientFinding("all", "not_done", f"not done yet ({why}).")
+        return GradientReport(False, [], [finding])
+    yours = {f"{k} mu": v for k, v in dmu.items()}
+    yours.update({(k if k == "noise_rho" else f"{k} rho"): v for k, v in drho.items()})
+    rows = _rows(loss, yours, tape)
+    if all(r.ok for r in rows):
+        return GradientReport(True, rows, [])
+
+    def call(e: list) -> tuple:
+        return _call(mine, x, y, mu, rho, e, keys)
+
+    if noise := _noise_finding(call, eps, other_eps, (loss, dmu, drho)):
+        return GradientReport(False, rows, [noise])
+    ctx = _context(model, x, y, eps, c, kl, tape, n_samples)
+    findings = [_value_finding(loss, ctx)] if not rows[0].ok else []
+    for row in rows[1:]:
+        if not row.ok:
+            key = row.parameter
+            findings.append(_gradient_finding(key, yours[key], ctx, their_parts, row))
+    float32 = any(np.asarray(v).dtype == np.float32 for v in yours.values())
+    notes = ["some of your gradients are float32; compute in float64 to compare at 1e-7."]
+    return GradientReport(False, rows, findings, notes=notes if float32 else [])
+
+
+def _draw(rng: np.random.Generator, shapes: dict, n_samples: int) -> list[dict]:
+    """eps for every weight tensor and sample, from N(0, 1)."""
+    return [{k: rng.standard_normal(s) for k, s in shapes.items()} for _ in range(n_samples)]
+
+
+def _inputs(model: Any, x: Any) -> tuple[np.ndarray, dict, dict, dict]:
+    """The checked x, the model's mu and rho (rho with a learned noise_rho), and the shapes
+    every returned gradient must have (``{"mu": ..., "rho": ...}``)."""
     if not hasattr(model, "layers") or not hasattr(model, "loss"):
         raise TypeError(f"model must be a BayesianMLP; got {type(model).__name__}.")
     if any(layer.weight_mask is not None for layer in model.layers):
@@ -655,7 +704,6 @@ def check_gradients(
             "check_gradients marks the loss of an unpruned network; this one has pruned"
             " weights (weight_mask). Check your gradients on a copy before pruning."
         )
-    c = float(complexity_weight)
     x = model.check_inputs(x)
     mu, rho = mu_rho(model)
     shapes = {name: mu[name].shape for name in tensor_names(model)}
@@ -664,55 +712,29 @@ def check_gradients(
     if learned:
         rho.update(learned)
         keys["rho"]["noise_rho"] = learned["noise_rho"].shape
-    rng = np.random.default_rng(seed)
+    return x, mu, rho, keys
 
-    def draw() -> list[dict]:
-        return [{k: rng.standard_normal(s) for k, s in shapes.items()} for _ in range(n_samples)]
 
-    eps, other_eps = draw(), draw()
-    tape = _tape(model, x, y, eps, c, kl)  # checks n_samples, kl, y, too
-    try:
-        loss, dmu, drho, their_parts = _call(mine, x, y, mu, rho, eps, keys)
-    except NotDone as why:
-        finding = GradientFinding("all", "not_done", f"not done yet ({why}).")
-        return GradientReport(False, [], [finding])
-    yours = {f"{k} mu": v for k, v in dmu.items()}
-    yours.update({f"{k} rho": v for k, v in drho.items() if k != "noise_rho"})
-    if "noise_rho" in drho:
-        yours["noise_rho"] = drho["noise_rho"]
-    rows = _rows(loss, yours, tape)
-    if all(r.ok for r in rows):
-        return GradientReport(True, rows, [])
-
-    again = _call(mine, x, y, mu, rho, eps, keys)
-    if not _same_result(again, (loss, dmu, drho)):
+def _noise_finding(
+    call: Callable, eps: list, other_eps: list, first: tuple
+) -> GradientFinding | None:
+    """``own_noise`` when the same eps gives another result, ``eps_ignored`` when other eps
+    give the same one; None when mine is a function of its eps."""
+    if not _same_result(call(eps), first):
         message = (
             "two calls with the same eps gave different results, so your function draws"
             " its own noise. Use the eps it is given (w = mu + log(1 + exp(rho)) * eps[s][name]),"
             " drawing none: the check compares with the tape on exactly that eps."
         )
-        return GradientReport(False, rows, [GradientFinding("all", "own_noise", message)])
-    other = _call(mine, x, y, mu, rho, other_eps, keys)
-    if _same_result(other, (loss, dmu, drho)):
+        return GradientFinding("all", "own_noise", message)
+    if _same_result(call(other_eps), first):
         message = (
             "a call with different eps gave the same result, so your function does not use"
             " eps (w = mu? or noise of its own, seeded?). Use w = mu + log(1 + exp(rho)) *"
             " eps[s][name] with the eps it is given."
         )
-        return GradientReport(False, rows, [GradientFinding("all", "eps_ignored", message)])
-
-    ctx = _context(model, x, y, eps, c, kl, tape, n_samples)
-    findings = []
-    if not rows[0].ok:
-        findings.append(_value_finding(loss, ctx))
-    for row in rows[1:]:
-        if not row.ok:
-            key = row.parameter
-            findings.append(_gradient_finding(key, yours[key], ctx, their_parts, row))
-    notes = []
-    if any(np.asarray(v).dtype == np.float32 for v in yours.values()):
-        notes.append("some of your gradients are float32; compute in float64 to compare at 1e-7.")
-    return GradientReport(False, rows, findings, notes=notes)
+        return GradientFinding("all", "eps_ignored", message)
+    return None
 
 
 def _same_result(a: tuple, b: tuple) -> bool:
